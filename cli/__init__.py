@@ -1,0 +1,1 @@
+"""hotpath's command line; installed as the ``hotpath_cli`` package."""

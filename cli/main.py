@@ -1,0 +1,139 @@
+"""``hotpath run [options] (app.py | -m module) [args]``.
+
+Everything after the script or module belongs to the program, so the command line is split by
+hand before argparse sees hotpath's own options: argparse would otherwise claim the program's
+``--help`` or ``-v``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+MIN_PYTHON = (3, 12)
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"hotpath: {message}\n")
+    sys.exit(2)
+
+
+if sys.version_info < MIN_PYTHON:  # before any import that needs 3.12
+    _fail("needs Python 3.12 or newer (it uses sys.monitoring); this is %d.%d" % sys.version_info[:2])
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+from typing import NoReturn  # noqa: E402
+
+from hotpath import __version__  # noqa: E402
+
+# Options that take a value, for splitting the command line before argparse runs.
+_VALUE_OPTIONS = {
+    "--include",
+    "--exclude",
+    "--percentiles",
+    "--limit",
+    "--report",
+    "--output",
+    "-o",
+    "--mcp-port",
+}
+
+USAGE = "hotpath run [options] (app.py | -m module) [args ...]"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        _fail(message)
+        raise AssertionError  # unreachable: _fail exits
+
+
+def _run_parser() -> _Parser:
+    parser = _Parser(
+        prog="hotpath run",
+        usage=USAGE,
+        description="Run a Python program under hotpath, exactly as python would run it.",
+    )
+    parser.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="time functions whose module.qualname matches (repeatable); "
+                             "default: the program's own source tree")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="do not time functions whose module.qualname matches (repeatable)")
+    parser.add_argument("--percentiles", metavar="LIST",
+                        help="percentiles to report, e.g. 50,95,99.9 (default 50,95,99)")
+    parser.add_argument("--limit", metavar="N", help="rows per table in the report (default 15)")
+    parser.add_argument("--report", metavar="FORMAT", help="table (default), json or none")
+    parser.add_argument("-o", "--output", metavar="FILE", help="also write the JSON report here")
+    parser.add_argument("--alloc", action="store_true", default=None,
+                        help="profile allocations with tracemalloc (slows the program 3-7x)")
+    parser.add_argument("--no-mcp", dest="mcp", action="store_false", default=None,
+                        help="do not start the MCP server")
+    parser.add_argument("--mcp-port", metavar="PORT", help="MCP server port (default 6771)")
+    parser.add_argument("--keep-serving", action="store_true",
+                        help="keep the MCP server up after the program ends, until Ctrl-C")
+    return parser
+
+
+def split_command_line(args: list[str]) -> tuple[list[str], str | None, bool, list[str]]:
+    """Split into (hotpath options, script or module, is_module, program arguments)."""
+    index = 0
+    while index < len(args):
+        token = args[index]
+        if token == "--":
+            target = args[index + 1] if index + 1 < len(args) else None
+            return args[:index], target, False, args[index + 2 :]
+        if token == "-m":
+            target = args[index + 1] if index + 1 < len(args) else None
+            return args[:index], target, True, args[index + 2 :]
+        if token.startswith("-m") and not token.startswith("--"):
+            return args[:index], token[2:], True, args[index + 1 :]
+        if not token.startswith("-") or token == "-":
+            return args[:index], token, False, args[index + 1 :]
+        index += 2 if token in _VALUE_OPTIONS else 1
+    return args, None, False, []
+
+
+def run(args: list[str]) -> None:
+    from hotpath.config import ConfigError, Options, resolve
+    from hotpath.launcher import LaunchError, prepare_module, prepare_script
+
+    own, target, is_module, program_args = split_command_line(args)
+    parsed = _run_parser().parse_args(own)
+    if target is None:
+        _fail("no program given: " + USAGE)
+        return
+    options = Options(
+        include=parsed.include,
+        exclude=parsed.exclude,
+        percentiles=parsed.percentiles,
+        limit=parsed.limit,
+        report=parsed.report,
+        output=parsed.output,
+        mcp=parsed.mcp,
+        mcp_port=parsed.mcp_port,
+        keep_serving=parsed.keep_serving,
+        alloc=parsed.alloc,
+    )
+    try:
+        config = resolve(options, os.environ)
+        program = prepare_module(target, program_args) if is_module else prepare_script(
+            target, program_args
+        )
+    except (ConfigError, LaunchError) as error:
+        _fail(str(error))
+        return
+    from hotpath.session import Session
+
+    Session(config, program).run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        sys.stdout.write(f"usage: {USAGE}\n       hotpath run --help\n       hotpath --version\n")
+        sys.exit(0 if args else 2)
+    if args[0] == "--version":
+        sys.stdout.write(f"hotpath {__version__}\n")
+        return
+    if args[0] != "run":
+        _fail(f"unknown command {args[0]!r}: {USAGE}")
+    run(args[1:])

@@ -1,0 +1,1 @@
+"""Collectors watch the program and write into the store; they never format text."""

@@ -1,0 +1,173 @@
+"""hotpath's settings, from the command line and ``HOTPATH_*`` variables, checked before the
+program starts so that a mistake costs one line and exit code 2, never a half-profiled run."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hotpath.filters import GlobError, validate_glob
+
+ReportFormat = Literal["table", "json", "none"]
+REPORT_FORMATS: tuple[ReportFormat, ...] = ("table", "json", "none")
+DEFAULT_PERCENTILES = (50.0, 95.0, 99.0)
+DEFAULT_MCP_PORT = 6771
+MAX_PERCENTILES = 10
+
+
+class ConfigError(ValueError):
+    """A setting hotpath cannot use; its message is the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class Config:
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
+    limit: int = 15
+    logs_limit: int = 100
+    max_functions: int = 5_000
+    report: ReportFormat = "table"
+    output: str | None = None
+    mcp: bool = True
+    mcp_port: int = DEFAULT_MCP_PORT
+    mcp_token: str | None = field(default=None, repr=False)
+    keep_serving: bool = False
+    alloc: bool = False
+
+
+def split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_globs(patterns: list[str], option: str) -> tuple[str, ...]:
+    try:
+        return tuple(validate_glob(p) for p in patterns)
+    except GlobError as error:
+        raise ConfigError(f"{option}: {error}") from None
+
+
+def parse_percentiles(text: str) -> tuple[float, ...]:
+    values = []
+    for part in split_list(text):
+        try:
+            value = float(part.removeprefix("p").removeprefix("P"))
+        except ValueError:
+            raise ConfigError(f"percentile {part!r} is not a number") from None
+        if not (0 < value <= 100) or math.isnan(value):
+            raise ConfigError(f"percentile {part!r} is out of range: use numbers in (0, 100]")
+        values.append(value)
+    if not values:
+        raise ConfigError("no percentiles given: use for example 50,95,99.9")
+    if len(values) > MAX_PERCENTILES:
+        raise ConfigError(f"at most {MAX_PERCENTILES} percentiles, got {len(values)}")
+    return tuple(sorted(set(values)))
+
+
+def parse_int(text: str, what: str, low: int, high: int) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be a whole number, got {text!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{what} must be between {low} and {high}, got {value}")
+    return value
+
+
+def parse_bool(text: str, what: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{what} must be 0 or 1, got {text!r}")
+
+
+def parse_token(text: str) -> str:
+    if not text.strip():
+        raise ConfigError("HOTPATH_MCP_AUTH_TOKEN is set but empty: unset it, or give a token")
+    if text != text.strip():
+        raise ConfigError("HOTPATH_MCP_AUTH_TOKEN has leading or trailing white space")
+    return text
+
+
+def check_output(path: str) -> str:
+    """Fail now, not after an hour of profiling, when the report cannot be written."""
+    existed = os.path.exists(path)
+    if os.path.isdir(path):
+        raise ConfigError(f"--output {path}: is a directory")
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise ConfigError(f"--output {path}: cannot write ({error.strerror})") from None
+    if not existed:
+        os.remove(path)
+    return os.path.abspath(path)
+
+
+@dataclass
+class Options:
+    """What the command line said; ``None`` means "not given", so the environment decides."""
+
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    percentiles: str | None = None
+    limit: str | None = None
+    report: str | None = None
+    output: str | None = None
+    mcp: bool | None = None
+    mcp_port: str | None = None
+    keep_serving: bool = False
+    alloc: bool | None = None
+
+
+def resolve(options: Options, environ: Mapping[str, str]) -> Config:
+    def setting(given: str | None, variable: str) -> str | None:
+        return given if given is not None else environ.get(variable)
+
+    include = options.include or split_list(environ.get("HOTPATH_INCLUDE", ""))
+    exclude = options.exclude or split_list(environ.get("HOTPATH_EXCLUDE", ""))
+    percentiles = setting(options.percentiles, "HOTPATH_PERCENTILES")
+    limit = setting(options.limit, "HOTPATH_LIMIT")
+    logs_limit = environ.get("HOTPATH_LOGS_LIMIT")
+    max_functions = environ.get("HOTPATH_MAX_FUNCTIONS")
+    report = setting(options.report, "HOTPATH_REPORT") or "table"
+    if report not in REPORT_FORMATS:
+        raise ConfigError(f"report format {report!r} is not one of {', '.join(REPORT_FORMATS)}")
+    output = setting(options.output, "HOTPATH_OUTPUT")
+    port = setting(options.mcp_port, "HOTPATH_MCP_PORT")
+    token = environ.get("HOTPATH_MCP_AUTH_TOKEN")
+    mcp = options.mcp
+    if mcp is None:
+        mcp = parse_bool(environ.get("HOTPATH_MCP", "1"), "HOTPATH_MCP")
+    alloc = options.alloc
+    if alloc is None:
+        alloc = parse_bool(environ.get("HOTPATH_ALLOC", "0"), "HOTPATH_ALLOC")
+    defaults = Config()
+    return Config(
+        include=parse_globs(include, "--include"),
+        exclude=parse_globs(exclude, "--exclude"),
+        percentiles=parse_percentiles(percentiles) if percentiles else defaults.percentiles,
+        limit=parse_int(limit, "--limit", 1, 100_000) if limit else defaults.limit,
+        logs_limit=(
+            parse_int(logs_limit, "HOTPATH_LOGS_LIMIT", 0, 100_000)
+            if logs_limit
+            else defaults.logs_limit
+        ),
+        max_functions=(
+            parse_int(max_functions, "HOTPATH_MAX_FUNCTIONS", 1, 1_000_000)
+            if max_functions
+            else defaults.max_functions
+        ),
+        report=report,  # type: ignore[arg-type]
+        output=check_output(output) if output else None,
+        mcp=mcp,
+        mcp_port=parse_int(port, "MCP port", 1, 65535) if port else defaults.mcp_port,
+        mcp_token=parse_token(token) if token is not None else None,
+        keep_serving=options.keep_serving,
+        alloc=alloc,
+    )

@@ -1,0 +1,117 @@
+"""Which functions hotpath times: decided once per code object, never on the event path."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import sys
+import sysconfig
+from collections.abc import Iterable, Sequence
+
+# What a qualified name can hold (`pkg.mod.Class.method`, `app.main.<locals>.<lambda>`) plus
+# the glob operators. Anything else is a typo, or a path given where a name was meant.
+_GLOB_CHARS = re.compile(r"^[\w.<>*?\[\]!-]+$")
+
+
+
+def own_dirs() -> tuple[str, ...]:
+    """hotpath's own packages (the library and its command line), wherever they are installed."""
+    dirs = [os.path.dirname(os.path.realpath(__file__))]
+    cli = sys.modules.get("hotpath_cli")
+    if cli is not None and cli.__file__:
+        dirs.append(os.path.dirname(os.path.realpath(cli.__file__)))
+    return tuple(dirs)
+
+
+class GlobError(ValueError):
+    """A malformed --include/--exclude pattern."""
+
+
+def validate_glob(pattern: str) -> str:
+    text = pattern.strip()
+    if not text:
+        raise GlobError("empty pattern")
+    if not _GLOB_CHARS.match(text):
+        raise GlobError(
+            f"invalid glob {pattern!r}: it matches qualified names such as 'app.*' or "
+            "'*.handle_request', so it may hold only name characters, '.', '*', '?', '[...]'"
+        )
+    depth = 0
+    for char in text:
+        if char == "[":
+            if depth:
+                raise GlobError(f"invalid glob {pattern!r}: nested '['")
+            depth = 1
+        elif char == "]" and depth:
+            depth = 0
+    if depth:
+        raise GlobError(f"invalid glob {pattern!r}: '[' is never closed")
+    if "[]" in text or "[!]" in text:
+        raise GlobError(f"invalid glob {pattern!r}: empty character class")
+    return text
+
+
+def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    parts = [fnmatch.translate(validate_glob(p)) for p in patterns]
+    return re.compile("|".join(parts)) if parts else None
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """Folders of code that is never the user's own: stdlib, site-packages, the interpreter."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        value = sysconfig.get_path(key)
+        if value:
+            paths.add(value)
+    paths.update(p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages"))
+    return tuple(os.path.join(os.path.realpath(p), "") for p in paths if p)
+
+
+class FunctionFilter:
+    """Selects functions by qualified-name globs, or by default the program's own source tree."""
+
+    def __init__(
+        self,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        roots: Sequence[str] = (),
+    ) -> None:
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        self.roots = tuple(os.path.join(os.path.realpath(r), "") for r in roots)
+        self._include = _compile(include)
+        self._exclude = _compile(exclude)
+        self._libraries = _library_dirs()
+        self._hotpath = tuple(os.path.join(d, "") for d in own_dirs())
+        self._real: dict[str, str] = {}
+
+    def selects(self, qualified_name: str, filename: str) -> bool:
+        path = self._realpath(filename)
+        if path.startswith(self._hotpath):
+            return False
+        if self._include is not None:
+            if not self._include.match(qualified_name):
+                return False
+        elif not self.in_program_tree(path):
+            return False
+        return self._exclude is None or not self._exclude.match(qualified_name)
+
+    def in_program_tree(self, path: str) -> bool:
+        return path.startswith(self.roots) and not path.startswith(self._libraries)
+
+    def _realpath(self, filename: str) -> str:
+        # Few distinct files against many code objects: resolving each file once is enough.
+        real = self._real.get(filename)
+        if real is None:
+            real = os.path.realpath(filename) if os.path.isabs(filename) else filename
+            if len(self._real) < 100_000:
+                self._real[filename] = real
+        return real
+
+    def describe(self) -> dict[str, list[str]]:
+        return {
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "default_roots": [r.rstrip(os.sep) for r in self.roots] if not self.include else [],
+        }

@@ -1,0 +1,144 @@
+"""One profiled run: starts the collectors and the MCP server, runs the program, reports at exit.
+
+The program must end exactly as it would under python: the same traceback (without hotpath's
+frames), the same exit code, death by the same signal. The report is written from an ``atexit``
+handler registered before the program runs, so it runs after the program's own handlers and after
+non-daemon threads have been joined: their work is in the report.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import IO, Protocol
+
+from hotpath import launcher
+from hotpath.collectors.timing import TimingCollector
+from hotpath.config import Config
+from hotpath.filters import FunctionFilter, own_dirs
+from hotpath.store import RunInfo, Store
+from hotpath.views import report, shapes
+
+
+class Server(Protocol):
+    url: str
+
+    def stop(self) -> None: ...
+
+
+class Session:
+    def __init__(self, config: Config, program: launcher.Program) -> None:
+        self.config = config
+        self.program = program
+        function_filter = FunctionFilter(config.include, config.exclude, roots=[program.root])
+        info = RunInfo(
+            argv=program.argv,
+            filters=function_filter.describe(),
+            collectors={"timing": True, "alloc": config.alloc, "mcp": config.mcp},
+            percentiles=config.percentiles,
+        )
+        self.store = Store(info, config.logs_limit, config.max_functions)
+        self.timing = TimingCollector(self.store.functions, function_filter, program.name)
+        # hotpath's own lines go to the stderr the program started with, even if it closes or
+        # replaces sys.stderr, and never into the program's own stdout.
+        self.err: IO[str] = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace")
+        self.err.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+        self.server: Server | None = None
+        self._exit_signal: int | None = None
+        self._finished = threading.Lock()
+
+    def run(self) -> None:
+        """Run the program; always ends by raising SystemExit, like the interpreter would."""
+        if self.config.mcp:
+            self._start_server()
+        atexit.register(self._finish)
+        os.register_at_fork(after_in_child=self._forget_in_child)
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        launcher.install(self.program)
+        self.timing.start()
+        try:
+            launcher.run(self.program)
+        except SystemExit:
+            raise
+        except KeyboardInterrupt as error:
+            self._print_exception(error)
+            self._exit_signal = signal.SIGINT
+            raise SystemExit(130) from None
+        except BaseException as error:
+            self._print_exception(error)
+            raise SystemExit(1) from None
+
+    def _start_server(self) -> None:
+        from hotpath.views.mcp_server import start_server
+
+        self.server = start_server(self.store, self.config, self.err)
+
+    @staticmethod
+    def _print_exception(error: BaseException) -> None:
+        own = tuple(os.path.join(d, "") for d in own_dirs())
+        traceback = launcher.strip_own_frames(error.__traceback__, own)
+        error.__traceback__ = traceback
+        sys.excepthook(type(error), error, traceback)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self._exit_signal = signum
+        self._finish()
+
+    def _forget_in_child(self) -> None:
+        # A forked child carries a copy of the data and no server thread: the parent reports.
+        self._finished.acquire(blocking=False)
+
+    def _finish(self) -> None:
+        if not self._finished.acquire(blocking=False):
+            return
+        self.store.ended_ns = time.perf_counter_ns()
+        self.timing.stop()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass  # closed or replaced by the program: nothing of ours to flush
+        self._write_report()
+        if self.server is not None:
+            if self.config.keep_serving:
+                self._serve_until_interrupted()
+            self.server.stop()
+        if self._exit_signal is not None:
+            self.err.flush()
+            signal.signal(self._exit_signal, signal.SIG_DFL)
+            os.kill(os.getpid(), self._exit_signal)
+
+    def _write_report(self) -> None:
+        config = self.config
+        if config.report == "none" and config.output is None:
+            return
+        data = shapes.report(self.store, shapes.MAX_LIMIT)  # files get every row, tables a few
+        try:
+            if config.output is not None:
+                with open(config.output, "w", encoding="utf-8") as handle:
+                    json.dump(data, handle, indent=2)
+                    handle.write("\n")
+            if config.report == "json":
+                json.dump(data, self.err, indent=2)
+                self.err.write("\n")
+            elif config.report == "table":
+                report.render(data, self.err, config.limit)
+        except OSError as error:
+            self.err.write(f"[hotpath] could not write the report: {error}\n")
+
+    def _serve_until_interrupted(self) -> None:
+        assert self.server is not None
+        self.err.write(
+            f"[hotpath] program ended; MCP server still on {self.server.url} (Ctrl-C to stop)\n"
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,41 @@
+"""The one place collectors write to and views read from: bounded, thread-safe tables."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from hotpath.store.functions import FunctionTable
+
+
+@dataclass
+class RunInfo:
+    """Facts about the profiled run, fixed when it starts."""
+
+    argv: list[str]
+    filters: dict[str, list[str]]
+    collectors: dict[str, bool]
+    percentiles: tuple[float, ...]
+    pid: int = field(default_factory=os.getpid)
+    python: str = field(default_factory=lambda: sys.version.split()[0])
+
+
+class Store:
+    def __init__(self, info: RunInfo, log_limit: int, max_functions: int) -> None:
+        self.info = info
+        self.functions = FunctionTable(log_limit, max_functions)
+        self.started_ns = time.perf_counter_ns()
+        self.started_epoch_ns = time.time_ns()
+        self.ended_ns: int | None = None  # set when the program ends; wall time stops there
+
+    def now_ns(self) -> int:
+        return self.ended_ns if self.ended_ns is not None else time.perf_counter_ns()
+
+    def wall_ns(self) -> int:
+        return self.now_ns() - self.started_ns
+
+    def epoch_ns(self, perf_ns: int) -> int:
+        """A perf_counter_ns reading as nanoseconds since the Unix epoch."""
+        return self.started_epoch_ns + (perf_ns - self.started_ns)

@@ -1,0 +1,340 @@
+"""Function timing data: written by the monitoring collector, read as snapshots by views.
+
+Each thread writes only its own ``ThreadRecord`` per function, with no lock: a duration is
+appended to a pending list and folded into the record's ``Totals`` in batches (``flush``), under
+the table lock. Readers take the same lock and merge the totals, the pending lists and the
+in-flight calls of every thread. When a thread ends, its records are merged into the function's
+``retired`` totals, so memory follows the live threads, not every thread that ever ran.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from operator import attrgetter
+from types import CodeType
+from typing import Literal
+
+from hotpath.store.histogram import bucket_counts, percentiles
+
+FunctionKind = Literal["function", "generator", "coroutine", "async_generator"]
+Outcome = str | None  # None: returned; otherwise the exception type's name
+
+
+class ThreadIdentity:
+    """Who ran a call: kept by log entries, so it must stay small after the thread ends."""
+
+    __slots__ = ("ident", "native_id", "thread")
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+        self.ident = thread.ident or threading.get_ident()
+        self.native_id = thread.native_id or threading.get_native_id()
+
+    @property
+    def name(self) -> str:
+        return self.thread.name
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One finished call, as kept in a function's bounded log."""
+
+    end_ns: int
+    duration_ns: int
+    thread: ThreadIdentity
+    outcome: Outcome
+
+
+@dataclass(slots=True)
+class Totals:
+    """Mergeable aggregate of finished calls."""
+
+    log_limit: int
+    completed: int = 0
+    all_ns: int = 0  # every finished call's duration, recursive ones included
+    min_ns: int = 0
+    max_ns: int = 0
+    total_ns: int = 0  # inclusive time, overlapping activations in one thread counted once
+    child_ns: int = 0  # time spent in profiled functions called directly from this one
+    active_ns: int = 0  # generators and coroutines: time actually running
+    starts: int = 0  # generators and coroutines: activations started
+    errors: int = 0
+    error_types: Counter[str] = field(default_factory=Counter)
+    buckets: Counter[int] = field(default_factory=Counter)
+    log: deque[CallRecord] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = deque(maxlen=self.log_limit)
+
+    def add_calls(
+        self,
+        durations: list[int],
+        ends: list[int],
+        failed: dict[int, str],
+        thread: ThreadIdentity,
+    ) -> None:
+        if not durations:
+            return
+        low, high = min(durations), max(durations)
+        self.min_ns = low if self.completed == 0 else min(self.min_ns, low)
+        self.max_ns = max(self.max_ns, high)
+        self.completed += len(durations)
+        self.all_ns += sum(durations)
+        self.buckets.update(bucket_counts(durations))
+        self.errors += len(failed)
+        self.error_types.update(failed.values())
+        keep = -self.log_limit if self.log_limit else len(durations)
+        for end, duration in zip(ends[keep:], durations[keep:], strict=True):
+            self.log.append(CallRecord(end, duration, thread, failed.get(end)))
+
+    def merge(self, other: Totals) -> None:
+        if other.completed:
+            self.min_ns = other.min_ns if self.completed == 0 else min(self.min_ns, other.min_ns)
+            self.max_ns = max(self.max_ns, other.max_ns)
+        self.completed += other.completed
+        self.all_ns += other.all_ns
+        self.total_ns += other.total_ns
+        self.child_ns += other.child_ns
+        self.active_ns += other.active_ns
+        self.starts += other.starts
+        self.errors += other.errors
+        self.error_types.update(other.error_types)
+        self.buckets.update(other.buckets)
+        # Each side is in time order; merging keeps the newest ``log_limit`` calls overall.
+        merged = heapq.merge(self.log, other.log, key=attrgetter("end_ns"))
+        self.log = deque(merged, maxlen=self.log_limit)
+
+    def copy(self) -> Totals:
+        clone = Totals(self.log_limit)
+        clone.merge(self)
+        return clone
+
+
+class ThreadRecord:
+    """One function's data as written by one thread; the hot fields of the event path."""
+
+    __slots__ = (
+        "active_ns",
+        "buf",
+        "child_ns",
+        "code",
+        "depth",
+        "ends",
+        "failed",
+        "gen",
+        "info",
+        "starts",
+        "thread",
+        "total_ns",
+        "totals",
+    )
+
+    def __init__(self, info: FunctionInfo, thread: ThreadIdentity) -> None:
+        self.info = info
+        self.code = info.code
+        self.gen = info.kind != "function"
+        self.thread = thread
+        self.depth = 0
+        self.total_ns = 0
+        self.child_ns = 0
+        self.active_ns = 0
+        self.starts = 0
+        self.buf: list[int] = []  # durations of finished calls not yet folded into totals
+        self.ends: list[int] = []  # their end timestamps, for the call log
+        self.failed: dict[int, str] = {}  # end timestamp -> exception type, for failed calls
+        self.totals = Totals(info.log_limit)
+
+    def fold_pending(self) -> None:
+        """Move pending calls into ``totals``; the caller holds the table lock."""
+        count = len(self.buf)
+        durations = self.buf[:count]
+        ends = self.ends[:count]
+        failed = self.failed
+        self.failed = {}
+        self.totals.add_calls(durations, ends, failed, self.thread)
+        del self.buf[:count]
+        del self.ends[:count]
+
+    def view(self) -> Totals:
+        """Totals including pending calls and the running accumulators, without changing self."""
+        view = self.totals.copy()
+        count = len(self.buf)
+        view.add_calls(self.buf[:count], self.ends[:count], dict(self.failed), self.thread)
+        view.total_ns += self.total_ns
+        view.child_ns += self.child_ns
+        view.active_ns += self.active_ns
+        view.starts += self.starts
+        return view
+
+
+@dataclass(slots=True, eq=False)
+class FunctionInfo:
+    id: int
+    name: str  # module.qualname
+    module: str
+    qualname: str
+    filename: str
+    lineno: int
+    kind: FunctionKind
+    code: CodeType  # held so that id(code) keys stay valid while we use them
+    log_limit: int
+    records: list[ThreadRecord] = field(default_factory=list)
+    retired: Totals = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.retired = Totals(self.log_limit)
+
+    @property
+    def location(self) -> str:
+        return f"{self.filename}:{self.lineno}"
+
+
+class ThreadState:
+    """Everything one thread's events touch. Only that thread writes to it."""
+
+    __slots__ = ("identity", "records", "stack")
+
+    def __init__(self, identity: ThreadIdentity) -> None:
+        self.identity = identity
+        self.records: dict[int, ThreadRecord] = {}  # id(code) -> record
+        # Flat pairs (record or activation, start ns): two appends cost no allocation.
+        self.stack: list[object] = []
+
+
+@dataclass(slots=True)
+class FunctionStats:
+    """A consistent read of one function, as views see it."""
+
+    info: FunctionInfo
+    totals: Totals
+    running: int  # calls in progress now (plain functions) or started and not finished
+    running_ns: int  # inclusive time so far of outermost calls still in progress
+
+    @property
+    def calls(self) -> int:
+        if self.info.kind == "function":
+            return self.totals.completed + self.running
+        return self.totals.starts
+
+    @property
+    def total_ns(self) -> int:
+        return self.totals.total_ns + self.running_ns
+
+    @property
+    def self_ns(self) -> int:
+        own = self.totals.all_ns if self.info.kind == "function" else self.totals.active_ns
+        return max(0, own - self.totals.child_ns)
+
+    @property
+    def avg_ns(self) -> float:
+        return self.totals.all_ns / self.totals.completed if self.totals.completed else 0.0
+
+    def percentiles_ns(self, quantiles: tuple[float, ...]) -> dict[float, float]:
+        return percentiles(self.totals.buckets, quantiles)
+
+
+class FunctionTable:
+    """All functions hotpath times, capped at ``max_functions``."""
+
+    def __init__(self, log_limit: int, max_functions: int, flush_at: int = 256) -> None:
+        self.lock = threading.Lock()
+        self.log_limit = log_limit
+        self.max_functions = max_functions
+        self.flush_at = flush_at
+        self.functions: list[FunctionInfo] = []
+        self.dropped = 0  # functions the filter selected but the cap turned away
+        self._threads: dict[int, ThreadState] = {}  # id(state) -> state, live threads only
+
+    def add_thread(self, state: ThreadState) -> None:
+        with self.lock:
+            self._threads[id(state)] = state
+
+    def retire_thread(self, state: ThreadState) -> None:
+        """Fold a finished thread's records into their functions' retired totals."""
+        with self.lock:
+            self._threads.pop(id(state), None)
+            for record in state.records.values():
+                record.fold_pending()
+                info = record.info
+                info.retired.merge(record.view())
+                info.records.remove(record)
+            state.records.clear()
+
+    def add_function(
+        self,
+        name: str,
+        module: str,
+        qualname: str,
+        code: CodeType,
+        kind: FunctionKind,
+    ) -> FunctionInfo | None:
+        with self.lock:
+            if len(self.functions) >= self.max_functions:
+                self.dropped += 1
+                return None
+            info = FunctionInfo(
+                id=len(self.functions) + 1,
+                name=name,
+                module=module,
+                qualname=qualname,
+                filename=code.co_filename,
+                lineno=code.co_firstlineno,
+                kind=kind,
+                code=code,
+                log_limit=self.log_limit,
+            )
+            self.functions.append(info)
+            return info
+
+    def add_record(self, state: ThreadState, info: FunctionInfo) -> ThreadRecord:
+        record = ThreadRecord(info, state.identity)
+        with self.lock:
+            info.records.append(record)
+            state.records[id(info.code)] = record
+        return record
+
+    def flush(self, record: ThreadRecord) -> None:
+        with self.lock:
+            record.fold_pending()
+
+    def snapshot(self, now_ns: int) -> list[FunctionStats]:
+        with self.lock:
+            running: Counter[int] = Counter()
+            running_ns: Counter[int] = Counter()
+            for state in self._threads.values():
+                self._count_in_flight(state, now_ns, running, running_ns)
+            stats = []
+            for info in self.functions:
+                totals = info.retired.copy()
+                for record in info.records:
+                    totals.merge(record.view())
+                in_flight = running[info.id]
+                if info.kind != "function":
+                    in_flight = totals.starts - totals.completed
+                stats.append(FunctionStats(info, totals, in_flight, running_ns[info.id]))
+            return stats
+
+    @staticmethod
+    def _count_in_flight(
+        state: ThreadState, now_ns: int, running: Counter[int], running_ns: Counter[int]
+    ) -> None:
+        stack = state.stack[:]
+        outermost: set[int] = set()
+        for index in range(0, len(stack) - 1, 2):
+            entry = stack[index]
+            if not isinstance(entry, ThreadRecord):
+                continue  # generator activations are counted from their starts
+            started = stack[index + 1]
+            assert isinstance(started, int)
+            function_id = entry.info.id
+            running[function_id] += 1
+            if function_id not in outermost:
+                outermost.add(function_id)
+                running_ns[function_id] += now_ns - started
+
+    def live_threads(self) -> int:
+        with self.lock:
+            return len(self._threads)

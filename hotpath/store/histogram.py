@@ -1,0 +1,52 @@
+"""A log-bucketed histogram of durations with bounded memory and ~1% relative error.
+
+Bucket ``b`` holds values ``v`` with ``floor(log2(v) * STEPS) == b``: 32 buckets per doubling,
+each 2.2% wide, so reporting a bucket's geometric midpoint is within 1.1% of any value in it.
+Nanosecond durations up to a day fit in fewer than 1,600 buckets, and a function only pays for
+the buckets its calls actually touch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from itertools import repeat
+from operator import mul
+
+STEPS = 32
+
+
+def bucket_counts(values: Iterable[int]) -> Counter[int]:
+    """Bucket many values at once.
+
+    Every stage is a C-level ``map``, so a batch costs no Python bytecode per value: this is
+    what lets the monitoring callbacks defer histogram work to an occasional flush.
+    """
+    at_least_one = map(max, values, repeat(1))
+    scaled = map(mul, map(math.log2, at_least_one), repeat(float(STEPS)))
+    return Counter(map(int, scaled))
+
+
+def bucket_value(bucket: int) -> float:
+    """The geometric midpoint of a bucket: the value reported for everything in it."""
+    return float(2.0 ** ((bucket + 0.5) / STEPS))
+
+
+def percentiles(buckets: Counter[int], quantiles: Iterable[float]) -> dict[float, float]:
+    """Nearest-rank percentiles (``q`` in 0-100) from bucket counts."""
+    total = sum(buckets.values())
+    wanted = sorted(set(quantiles))
+    result: dict[float, float] = {}
+    if total == 0:
+        return {q: 0.0 for q in wanted}
+    ordered = sorted(buckets.items())
+    seen = 0
+    index = 0
+    for q in wanted:
+        rank = max(1, math.ceil(q / 100.0 * total))
+        while seen + ordered[index][1] < rank:
+            seen += ordered[index][1]
+            index += 1
+        result[q] = bucket_value(ordered[index][0])
+    return result

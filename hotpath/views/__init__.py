@@ -1,0 +1,1 @@
+"""Views read snapshots of the store and never reach into a collector."""

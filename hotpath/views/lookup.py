@@ -1,0 +1,50 @@
+"""Finding an item by the name an agent typed: exact name, unambiguous suffix, or id."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Named(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class NotFound(LookupError):
+    """No single item matches; the message lists the closest candidates."""
+
+
+def find[T: Named](items: Sequence[T], wanted: str, kind: str) -> T:
+    text = wanted.strip()
+    if not text:
+        raise NotFound(f"empty {kind} name")
+    if text.isdigit():
+        for item in items:
+            if item.id == int(text):
+                return item
+    exact = [item for item in items if item.name == text]
+    if len(exact) == 1:
+        return exact[0]
+    matches = exact or [item for item in items if _is_suffix(item.name, text)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        listed = ", ".join(f"{m.name} (id {m.id})" for m in matches[:10])
+        raise NotFound(f"{kind} name {text!r} is ambiguous; candidates: {listed}")
+    names = [item.name for item in items]
+    close = difflib.get_close_matches(text, names, n=5, cutoff=0.5)
+    close += [n for n in names if text.lower() in n.lower() and n not in close][: 5 - len(close)]
+    by_name = {item.name: item.id for item in items}
+    hint = ", ".join(f"{n} (id {by_name[n]})" for n in close) if close else "none"
+    raise NotFound(f"no {kind} named {text!r}; closest: {hint}")
+
+
+def _is_suffix(name: str, text: str) -> bool:
+    # Suffixes count at a name boundary: `process_request` and `Handler.process_request` match
+    # `app.Handler.process_request`, but `request` does not.
+    return name.endswith("." + text) or name.endswith("/" + text)

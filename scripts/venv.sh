@@ -1,0 +1,29 @@
+# Sourced by scripts/demo and scripts/test: finds a Python >= 3.12 and creates or reuses
+# .venv-<version> with hotpath installed in editable mode. HOTPATH_PYTHON picks the interpreter
+# (a version such as 3.13, or a path); the default is the version in .python-version.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+want=${HOTPATH_PYTHON:-$(cat "$root/.python-version")}
+find_python() {
+    if [ -x "$want" ]; then echo "$want"; return; fi
+    for candidate in "$(command -v "python$want" 2>/dev/null || true)" \
+                     "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/"$want"*/bin/python3; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+            echo "$candidate"; return
+        fi
+    done
+    echo "hotpath: no Python $want found (install it with pyenv, or set HOTPATH_PYTHON)" >&2
+    exit 2
+}
+python=$(find_python)
+version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+venv="$root/.venv-$version"
+stamp="$venv/.installed"
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -e "$root[dev]"
+    touch "$stamp"
+fi
