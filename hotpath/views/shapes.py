@@ -126,3 +126,72 @@ def report(store: Store, limit: int) -> JSON:
         "status": profiler_status(store),
         "functions_timing": functions_timing(store, limit),
     }
+
+
+ALLOC_OFF = (
+    "allocation profiling is off: run `hotpath run --alloc app.py` (or set HOTPATH_ALLOC=1); "
+    "it is off by default because tracemalloc slows a program 3-7x"
+)
+
+
+def _not_recorded(key: str, note: str) -> JSON:
+    return {key: [], "recorded": False, "note": note}
+
+
+def functions_alloc(store: Store, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("functions", ALLOC_OFF)
+
+
+def function_alloc_logs(store: Store, function_name: str, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("logs", ALLOC_OFF)
+
+
+def _pending(section: str) -> str:
+    return f"this version of hotpath does not record {section} yet"
+
+
+def channels(store: Store, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("channels", _pending("channels"))
+
+
+def channel_logs(store: Store, channel_name: str, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("logs", _pending("channels"))
+
+
+def futures(store: Store, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("futures", _pending("futures"))
+
+
+def future_logs(store: Store, future_name: str, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("logs", _pending("futures"))
+
+
+def streams(store: Store, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("streams", _pending("streams"))
+
+
+def stream_logs(store: Store, stream_name: str, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("logs", _pending("streams"))
+
+
+def threads(store: Store, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("threads", _pending("threads"))
+
+
+def gauges(store: Store, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("gauges", _pending("gauges"))
+
+
+def gauge_logs(store: Store, gauge_name: str, limit: int) -> JSON:
+    check_limit(limit)
+    return _not_recorded("logs", _pending("gauges"))

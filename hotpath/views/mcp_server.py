@@ -1,0 +1,173 @@
+"""The MCP server: Streamable HTTP on loopback, in a daemon thread beside the program.
+
+The listening socket is bound here, in the caller, so a port in use is a plain ``OSError`` and
+one warning line; everything heavy (mcp, starlette, uvicorn, pydantic) is imported in the server
+thread, so the program's first line does not wait for it.
+
+The server is stateless and answers in JSON: every request stands alone, so there are no
+sessions to keep, expire or bound, and any client (Claude Code, the MCP Inspector) works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hmac
+import logging
+import socket
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import IO, Any
+
+from hotpath.config import Config
+from hotpath.store import Store
+from hotpath.views import tools
+
+THREAD_NAME = "hotpath-mcp"
+HOST = "127.0.0.1"
+IMPORT_SWITCH_INTERVAL = 0.0002  # seconds
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class TokenGate:
+    """Refuses HTTP requests whose ``Authorization`` is not the token, raw or as ``Bearer``."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Lifespan and other non-HTTP scopes pass: the session manager starts through them.
+        if scope["type"] == "http" and not self.allows(scope):
+            body = b'{"error": "unauthorized: send the token in the Authorization header"}'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"www-authenticate", b"Bearer"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    def allows(self, scope: Scope) -> bool:
+        given = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                given = value
+        if given[:7].lower() == b"bearer ":
+            given = given[7:]
+        return hmac.compare_digest(given.strip(), self.token)
+
+
+class McpServer:
+    def __init__(self, store: Store, config: Config, err: IO[str], sock: socket.socket) -> None:
+        self.store = store
+        self.config = config
+        self.err = err
+        self.sock = sock
+        self.url = f"http://{HOST}:{sock.getsockname()[1]}/mcp"
+        self._uvicorn: Any = None
+        self.thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            with _short_switch_interval():
+                import uvicorn
+
+                _quiet_loggers()
+                app: ASGIApp = tools.build_app(self.store)
+            if self.config.mcp_token is not None:
+                app = TokenGate(app, self.config.mcp_token)
+            config = uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=1,
+            )
+            self._uvicorn = uvicorn.Server(config)
+            # The socket already listens: a client connecting from now on is served.
+            self.err.write(f"[hotpath] MCP server on {self.url}\n")
+            self._uvicorn.run(sockets=[self.sock])
+        except Exception as error:  # the program must run on whatever happens here
+            self.err.write(f"[hotpath] warning: MCP server stopped: {error}\n")
+
+    def stop(self) -> None:
+        server = self._uvicorn
+        if server is not None:
+            # A request in flight at exit makes uvicorn log a CancelledError: not our reader's.
+            logging.getLogger("uvicorn.error").disabled = True
+            server.should_exit = True
+            self.thread.join(timeout=3)
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def _short_switch_interval() -> Iterator[None]:
+    """Let the server thread import its libraries while the program keeps the CPU busy.
+
+    An import releases the GIL at every file it reads, and then waits for the program's thread
+    to give it back: a whole switch interval (5 ms) each time, several seconds in all for
+    mcp, pydantic and uvicorn. A short interval, only while importing, makes it well under a
+    second. It is put back unless the program changed it meanwhile.
+    """
+    previous = sys.getswitchinterval()
+    ours = min(previous, IMPORT_SWITCH_INTERVAL)
+    sys.setswitchinterval(ours)
+    try:
+        yield
+    finally:
+        if sys.getswitchinterval() == ours:
+            sys.setswitchinterval(previous)
+
+
+def _quiet_loggers() -> None:
+    # The server's libraries must not write into the program's logging configuration.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mcp", "httpx"):
+        logger = logging.getLogger(name)
+        logger.propagate = False
+        logger.addHandler(logging.NullHandler())
+
+
+def bind(port: int) -> socket.socket:
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets of that protocol,
+    # and without it a keep-alive client waits ~40 ms per request (Nagle + delayed ACK).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
+
+
+def start_server(store: Store, config: Config, err: IO[str]) -> McpServer | None:
+    try:
+        sock = bind(config.mcp_port)
+    except OSError as error:
+        reason = "port in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
+        err.write(
+            f"[hotpath] warning: MCP server not started on {HOST}:{config.mcp_port}: {reason}; "
+            "the program runs without it (set --mcp-port or HOTPATH_MCP_PORT)\n"
+        )
+        return None
+    server = McpServer(store, config, err, sock)
+    server.start()
+    return server

@@ -1,0 +1,187 @@
+"""The MCP tools: thin async wrappers over ``shapes``, with descriptions written for agents.
+
+Tools are ``async`` on purpose: the SDK runs plain functions in worker threads, which would add
+threads to the profiled process; a snapshot is quick enough for the server's event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hotpath import __version__
+from hotpath.store import Store
+from hotpath.views import shapes
+from hotpath.views.lookup import NotFound
+
+INSTRUCTIONS = """\
+hotpath profiles the Python program it runs, live. Numbers cover the run so far.
+Start with profiler_status (what is collected), then functions_timing (where time goes).
+Times are in nanoseconds (fields ending in _ns) with a short human string beside them.
+A *_name argument takes an exact name, an unambiguous suffix (`process_request`,
+`Handler.process_request`) or the numeric id a summary tool shows."""
+
+LIMIT_DOC = "limit: rows to return (default 10, at most 10000)."
+NAME_DOC = "takes an exact name, an unambiguous suffix, or the id from the summary tool"
+
+DESCRIPTIONS: dict[str, str] = {
+    "profiler_status": (
+        "What hotpath is watching: pid, argv, Python version, uptime, the function filters "
+        "(include/exclude globs, or the program's own source tree by default), which collectors "
+        "are on (timing, alloc, ...), and how many functions, channels, streams, futures, "
+        "threads and gauges are known so far."
+    ),
+    "functions_timing": (
+        "Functions of the program sorted by total_ns: inclusive wall time (callees included, "
+        "recursive and overlapping calls in one thread counted once), including calls still "
+        "running. self_ns excludes time in other profiled functions it called. For generators "
+        "and coroutines a call lasts from first start to final return, suspended time "
+        "included; active_ns is the time they actually ran. calls counts activations started; "
+        "avg_ns and percentiles_ns are per finished call; percent_total is total_ns as a "
+        f"share of the program's wall time. errors counts calls that raised. {LIMIT_DOC}"
+    ),
+    "function_timing_logs": (
+        "The most recent finished calls of one function, newest first: timestamp (UTC), "
+        "duration, thread name and id, and outcome (returned, or the exception type raised). "
+        f"function_name {NAME_DOC}. hotpath keeps the last 100 calls per function by default "
+        f"(HOTPATH_LOGS_LIMIT). {LIMIT_DOC}"
+    ),
+    "functions_alloc": (
+        "Memory allocated per function, measured with tracemalloc. Needs hotpath run --alloc "
+        f"(or HOTPATH_ALLOC=1); without it the answer says how to turn it on. {LIMIT_DOC}"
+    ),
+    "function_alloc_logs": (
+        "The most recent calls of one function with the memory each allocated. Needs --alloc. "
+        f"function_name {NAME_DOC}. {LIMIT_DOC}"
+    ),
+    "channels": (
+        "Queues used as channels between tasks or threads (asyncio.Queue and its Priority/Lifo "
+        "variants, queue.Queue, queue.SimpleQueue, ...), one entry per creation site: sent and "
+        f"received counts and rates, current and max size, send-to-receive delay. {LIMIT_DOC}"
+    ),
+    "channel_logs": (
+        f"Recent sends and receives on one channel, newest first. channel_name {NAME_DOC}. "
+        f"{LIMIT_DOC}"
+    ),
+    "futures": (
+        "asyncio tasks grouped by coroutine function: how many, their states now (pending, "
+        "running, done, cancelled, failed), polls (times resumed), active vs wall time. "
+        f"{LIMIT_DOC}"
+    ),
+    "future_logs": (
+        f"Recent task instances of one coroutine function, newest first. future_name {NAME_DOC}."
+        f" {LIMIT_DOC}"
+    ),
+    "streams": (
+        "Async generators grouped by generator function: instances, items yielded, items per "
+        f"second, state (active, exhausted, closed early). {LIMIT_DOC}"
+    ),
+    "stream_logs": (
+        f"Recent items yielded by one stream, newest first. stream_name {NAME_DOC}. {LIMIT_DOC}"
+    ),
+    "threads": (
+        "Threads of the process sampled from the OS: CPU user/system seconds, CPU percent now "
+        "and on average, status; hotpath's own threads are marked. Also process RSS. "
+        f"{LIMIT_DOC}"
+    ),
+    "gauges": (
+        "Gauges: built-in ones (RSS, CPU, open files, threads, GC, event-loop lag) and the "
+        "program's own (hotpath.gauge(name).set/inc/dec): current, min, max, updates. "
+        f"{LIMIT_DOC}"
+    ),
+    "gauge_logs": (
+        f"Recent updates of one gauge, newest first. gauge_name {NAME_DOC}. {LIMIT_DOC}"
+    ),
+}
+
+TOOL_NAMES = tuple(DESCRIPTIONS)
+
+
+def build_app(store: Store) -> Any:
+    """The ASGI app serving every tool at /mcp."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver import server as server_module
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    # MCPServer() calls logging.basicConfig on the root logger, which would make the program's
+    # own later basicConfig a no-op. hotpath configures no logging of the program's.
+    configure_logging = server_module.configure_logging
+    server_module.configure_logging = lambda *args, **kwargs: None
+    try:
+        server = MCPServer(
+            "hotpath", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
+        )
+    finally:
+        server_module.configure_logging = configure_logging
+
+    def answer(compute: Callable[[], shapes.JSON]) -> shapes.JSON:
+        try:
+            return compute()
+        except (shapes.BadArgument, NotFound) as error:
+            raise ToolError(str(error)) from None
+
+    def register(name: str, function: Callable[..., Any]) -> None:
+        server.tool(name=name, description=DESCRIPTIONS[name])(function)
+
+    async def profiler_status() -> dict[str, Any]:
+        return answer(lambda: shapes.profiler_status(store))
+
+    async def functions_timing(limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.functions_timing(store, limit))
+
+    async def function_timing_logs(function_name: str, limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.function_timing_logs(store, function_name, limit))
+
+    async def functions_alloc(limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.functions_alloc(store, limit))
+
+    async def function_alloc_logs(function_name: str, limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.function_alloc_logs(store, function_name, limit))
+
+    async def channels(limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.channels(store, limit))
+
+    async def channel_logs(channel_name: str, limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.channel_logs(store, channel_name, limit))
+
+    async def futures(limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.futures(store, limit))
+
+    async def future_logs(future_name: str, limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.future_logs(store, future_name, limit))
+
+    async def streams(limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.streams(store, limit))
+
+    async def stream_logs(stream_name: str, limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.stream_logs(store, stream_name, limit))
+
+    async def threads(limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.threads(store, limit))
+
+    async def gauges(limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.gauges(store, limit))
+
+    async def gauge_logs(gauge_name: str, limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.gauge_logs(store, gauge_name, limit))
+
+    for function in (
+        profiler_status,
+        functions_timing,
+        function_timing_logs,
+        functions_alloc,
+        function_alloc_logs,
+        channels,
+        channel_logs,
+        futures,
+        future_logs,
+        streams,
+        stream_logs,
+        threads,
+        gauges,
+        gauge_logs,
+    ):
+        register(function.__name__, function)
+    return server.streamable_http_app(
+        streamable_http_path="/mcp", stateless_http=True, json_response=True, host="127.0.0.1"
+    )
