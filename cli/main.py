@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import sys
 
-MIN_PYTHON = (3, 12)
+from hotpath import __version__, require_supported_python
 
-
-def _fail(message: str) -> None:
-    sys.stderr.write(f"hotpath: {message}\n")
-    sys.exit(2)
-
-
-if sys.version_info < MIN_PYTHON:  # before any import that needs 3.12
-    _fail("needs Python 3.12 or newer (it uses sys.monitoring); this is %d.%d" % sys.version_info[:2])
+require_supported_python()  # before any import that needs 3.12
 
 import argparse  # noqa: E402
 import os  # noqa: E402
 from typing import NoReturn  # noqa: E402
 
-from hotpath import __version__  # noqa: E402
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write(f"hotpath: {message}\n")
+    sys.exit(2)
+
 
 # Options that take a value, for splitting the command line before argparse runs.
 _VALUE_OPTIONS = {
@@ -44,7 +41,6 @@ USAGE = "hotpath run [options] (app.py | -m module) [args ...]"
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         _fail(message)
-        raise AssertionError  # unreachable: _fail exits
 
 
 def _run_parser() -> _Parser:
@@ -53,23 +49,48 @@ def _run_parser() -> _Parser:
         usage=USAGE,
         description="Run a Python program under hotpath, exactly as python would run it.",
     )
-    parser.add_argument("--include", action="append", default=[], metavar="GLOB",
-                        help="time functions whose module.qualname matches (repeatable); "
-                             "default: the program's own source tree")
-    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                        help="do not time functions whose module.qualname matches (repeatable)")
-    parser.add_argument("--percentiles", metavar="LIST",
-                        help="percentiles to report, e.g. 50,95,99.9 (default 50,95,99)")
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="time functions whose module.qualname matches (repeatable); "
+        "default: the program's own source tree",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="do not time functions whose module.qualname matches (repeatable)",
+    )
+    parser.add_argument(
+        "--percentiles",
+        metavar="LIST",
+        help="percentiles to report, e.g. 50,95,99.9 (default 50,95,99)",
+    )
     parser.add_argument("--limit", metavar="N", help="rows per table in the report (default 15)")
     parser.add_argument("--report", metavar="FORMAT", help="table (default), json or none")
     parser.add_argument("-o", "--output", metavar="FILE", help="also write the JSON report here")
-    parser.add_argument("--alloc", action="store_true", default=None,
-                        help="profile allocations with tracemalloc (slows the program 3-7x)")
-    parser.add_argument("--no-mcp", dest="mcp", action="store_false", default=None,
-                        help="do not start the MCP server")
+    parser.add_argument(
+        "--alloc",
+        action="store_true",
+        default=None,
+        help="profile allocations with tracemalloc (slows the program 3-7x)",
+    )
+    parser.add_argument(
+        "--no-mcp",
+        dest="mcp",
+        action="store_false",
+        default=None,
+        help="do not start the MCP server",
+    )
     parser.add_argument("--mcp-port", metavar="PORT", help="MCP server port (default 6771)")
-    parser.add_argument("--keep-serving", action="store_true",
-                        help="keep the MCP server up after the program ends, until Ctrl-C")
+    parser.add_argument(
+        "--keep-serving",
+        action="store_true",
+        help="keep the MCP server up after the program ends, until Ctrl-C",
+    )
     return parser
 
 
@@ -100,7 +121,6 @@ def run(args: list[str]) -> None:
     parsed = _run_parser().parse_args(own)
     if target is None:
         _fail("no program given: " + USAGE)
-        return
     options = Options(
         include=parsed.include,
         exclude=parsed.exclude,
@@ -115,12 +135,13 @@ def run(args: list[str]) -> None:
     )
     try:
         config = resolve(options, os.environ)
-        program = prepare_module(target, program_args) if is_module else prepare_script(
-            target, program_args
+        program = (
+            prepare_module(target, program_args)
+            if is_module
+            else prepare_script(target, program_args)
         )
     except (ConfigError, LaunchError) as error:
         _fail(str(error))
-        return
     from hotpath.session import Session
 
     Session(config, program).run()

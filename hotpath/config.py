@@ -163,7 +163,7 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
             if max_functions
             else defaults.max_functions
         ),
-        report=report,  # type: ignore[arg-type]
+        report=report,
         output=check_output(output) if output else None,
         mcp=mcp,
         mcp_port=parse_int(port, "MCP port", 1, 65535) if port else defaults.mcp_port,

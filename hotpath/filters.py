@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 _GLOB_CHARS = re.compile(r"^[\w.<>*?\[\]!-]+$")
 
 
-
 def own_dirs() -> tuple[str, ...]:
     """hotpath's own packages (the library and its command line), wherever they are installed."""
     dirs = [os.path.dirname(os.path.realpath(__file__))]

@@ -91,7 +91,7 @@ def _find_spec(name: str) -> importlib.machinery.ModuleSpec:
 
 def _package_root(spec: importlib.machinery.ModuleSpec | None, origin: str) -> str:
     if spec is not None and spec.submodule_search_locations:
-        return os.path.realpath(list(spec.submodule_search_locations)[0])
+        return os.path.realpath(next(iter(spec.submodule_search_locations)))
     return os.path.dirname(os.path.realpath(origin))
 
 
@@ -134,9 +134,9 @@ def run(program: Program) -> None:
     exec(program.code, program.module.__dict__)
 
 
-def strip_own_frames(traceback: TracebackType | None, own_files: tuple[str, ...]) -> (
-    TracebackType | None
-):
+def strip_own_frames(
+    traceback: TracebackType | None, own_files: tuple[str, ...]
+) -> TracebackType | None:
     """Drop hotpath's frames from the top of a traceback, so it reads as under python."""
     while traceback is not None and traceback.tb_frame.f_code.co_filename.startswith(own_files):
         traceback = traceback.tb_next

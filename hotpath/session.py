@@ -9,6 +9,7 @@ non-daemon threads have been joined: their work is in the report.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -48,7 +49,7 @@ class Session:
         # hotpath's own lines go to the stderr the program started with, even if it closes or
         # replaces sys.stderr, and never into the program's own stdout.
         self.err: IO[str] = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace")
-        self.err.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+        self.err.reconfigure(line_buffering=True)
         self.server: Server | None = None
         self._exit_signal: int | None = None
         self._finished = threading.Lock()
@@ -101,10 +102,9 @@ class Session:
         self.store.ended_ns = time.perf_counter_ns()
         self.timing.stop()
         for stream in (sys.stdout, sys.stderr):
-            try:
+            # Closed or replaced by the program: nothing of ours to flush then.
+            with contextlib.suppress(AttributeError, OSError, ValueError):
                 stream.flush()
-            except (AttributeError, OSError, ValueError):
-                pass  # closed or replaced by the program: nothing of ours to flush
         self._write_report()
         if self.server is not None:
             if self.config.keep_serving:
@@ -138,7 +138,5 @@ class Session:
         self.err.write(
             f"[hotpath] program ended; MCP server still on {self.server.url} (Ctrl-C to stop)\n"
         )
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass

@@ -23,7 +23,13 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -e "$root[dev]"
+    echo "hotpath: installing into $venv ..." >&2
+    log="$venv/install.log"
+    if ! { "$venv/bin/python" -m pip install --upgrade pip &&
+           "$venv/bin/python" -m pip install -e "$root[dev]"; } >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        echo "hotpath: install failed; the whole log is in $log" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi

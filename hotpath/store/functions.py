@@ -240,21 +240,33 @@ class FunctionTable:
     """All functions hotpath times, capped at ``max_functions``."""
 
     def __init__(self, log_limit: int, max_functions: int, flush_at: int = 256) -> None:
-        self.lock = threading.Lock()
+        # Reentrant: a signal handler (SIGTERM's report) may run while this thread holds it.
+        self.lock = threading.RLock()
         self.log_limit = log_limit
         self.max_functions = max_functions
         self.flush_at = flush_at
         self.functions: list[FunctionInfo] = []
         self.dropped = 0  # functions the filter selected but the cap turned away
         self._threads: dict[int, ThreadState] = {}  # id(state) -> state, live threads only
+        self._retiring: deque[ThreadState] = deque()  # ended threads not yet folded
 
     def add_thread(self, state: ThreadState) -> None:
         with self.lock:
+            self._fold_retired_threads()
             self._threads[id(state)] = state
 
     def retire_thread(self, state: ThreadState) -> None:
-        """Fold a finished thread's records into their functions' retired totals."""
-        with self.lock:
+        """Called as a thread ends, from its finalizer; the folding waits for the next reader.
+
+        Only a C-level append happens here: the finalizer runs while the thread is being torn
+        down, where Python code would fire monitoring events and could re-enter the lock.
+        """
+        self._retiring.append(state)
+
+    def _fold_retired_threads(self) -> None:
+        """Merge ended threads' records into their functions' retired totals; lock held."""
+        while self._retiring:
+            state = self._retiring.popleft()
             self._threads.pop(id(state), None)
             for record in state.records.values():
                 record.fold_pending()
@@ -302,6 +314,7 @@ class FunctionTable:
 
     def snapshot(self, now_ns: int) -> list[FunctionStats]:
         with self.lock:
+            self._fold_retired_threads()
             running: Counter[int] = Counter()
             running_ns: Counter[int] = Counter()
             for state in self._threads.values():

@@ -162,7 +162,9 @@ def start_server(store: Store, config: Config, err: IO[str]) -> McpServer | None
     try:
         sock = bind(config.mcp_port)
     except OSError as error:
-        reason = "port in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
+        reason = (
+            "port in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
+        )
         err.write(
             f"[hotpath] warning: MCP server not started on {HOST}:{config.mcp_port}: {reason}; "
             "the program runs without it (set --mcp-port or HOTPATH_MCP_PORT)\n"

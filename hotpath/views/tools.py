@@ -105,14 +105,14 @@ def build_app(store: Store) -> Any:
 
     # MCPServer() calls logging.basicConfig on the root logger, which would make the program's
     # own later basicConfig a no-op. hotpath configures no logging of the program's.
-    configure_logging = server_module.configure_logging
-    server_module.configure_logging = lambda *args, **kwargs: None
+    configure_logging = server_module.configure_logging  # type: ignore[attr-defined]
+    server_module.configure_logging = lambda *args, **kwargs: None  # type: ignore[attr-defined]
     try:
         server = MCPServer(
             "hotpath", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
         )
     finally:
-        server_module.configure_logging = configure_logging
+        server_module.configure_logging = configure_logging  # type: ignore[attr-defined]
 
     def answer(compute: Callable[[], shapes.JSON]) -> shapes.JSON:
         try:

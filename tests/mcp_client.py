@@ -1,0 +1,59 @@
+"""Talking to a running hotpath MCP server: the SDK's own client, and raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+
+def url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/mcp"
+
+
+async def _session(port: int, token: str | None, calls: list[tuple[str, dict[str, Any]]]) -> Any:
+    headers = {"Authorization": token} if token else {}
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        async with Client(streamable_http_client(url(port), http_client=http)) as client:
+            if not calls:
+                listed = await client.list_tools()
+                return [tool.name for tool in listed.tools]
+            return [await client.call_tool(name, arguments) for name, arguments in calls]
+
+
+def list_tools(port: int, token: str | None = None) -> list[str]:
+    names: list[str] = asyncio.run(_session(port, token, []))
+    return names
+
+
+def call(port: int, tool: str, token: str | None = None, **arguments: Any) -> Any:
+    """One tools/call; returns the SDK's result (``is_error``, ``structured_content``)."""
+    return asyncio.run(_session(port, token, [(tool, arguments)]))[0]
+
+
+def call_many(port: int, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    return list(asyncio.run(_session(port, None, calls)))
+
+
+def raw_post(port: int, headers: dict[str, str], body: Any | None = None) -> httpx2.Response:
+    message = body or {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "profiler_status", "arguments": {}},
+    }
+    content = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return httpx2.post(
+        url(port),
+        content=content,
+        headers={
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            **headers,
+        },
+        timeout=30,
+    )

@@ -1,0 +1,229 @@
+"""The MCP server, questioned over real HTTP on loopback while the program runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mcp_client import call, call_many, list_tools, raw_post, url
+from support import FIXTURES, RunningProgram, clean_env, free_port
+
+from hotpath.views.tools import TOOL_NAMES
+
+REQUESTS = 50  # service.py fails every request whose id ends in 9: 5 of 50
+
+
+def start_service(*options: str, env: dict[str, str] | None = None) -> tuple[RunningProgram, int]:
+    port = free_port()
+    program = RunningProgram(
+        "--mcp-port", str(port), *options, "service.py", str(REQUESTS), "120", env=env
+    )
+    program.wait_for("ready 5")
+    program.wait_for(f"[hotpath] MCP server on {url(port)}", stream="stderr")
+    return program, port
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[int]:
+    program, port = start_service()
+    yield port
+    assert program.stop() == 0
+
+
+def test_lists_all_fourteen_tools(service: int) -> None:
+    assert sorted(list_tools(service)) == sorted(TOOL_NAMES)
+    assert len(TOOL_NAMES) == 14
+
+
+def test_functions_timing_reports_live_call_counts(service: int) -> None:
+    result = call(service, "functions_timing", limit=20)
+    assert not result.is_error
+    functions = {row["name"]: row for row in result.structured_content["functions"]}
+    process = functions["service.Handler.process_request"]
+    assert (process["calls"], process["errors"], process["completed"]) == (REQUESTS, 5, REQUESTS)
+    assert process["error_types"] == {"ValueError": 5}
+    assert functions["service.parse"]["calls"] == REQUESTS - 5
+    assert functions["service.serve"]["calls"] == 1
+    # main() is still running (idling): it counts, with the time it has run so far.
+    main = functions["service.main"]
+    assert (main["calls"], main["running"], main["completed"]) == (1, 1, 0)
+    assert main["total_ns"] >= functions["service.serve"]["total_ns"]
+    # The same JSON is in the text content, for clients that read only text.
+    assert json.loads(result.content[0].text) == result.structured_content
+
+
+def test_limit_keeps_the_top_rows_by_total_time(service: int) -> None:
+    rows = call(service, "functions_timing", limit=2).structured_content["functions"]
+    assert [row["name"] for row in rows] == ["service.<module>", "service.main"]
+
+
+def test_timing_logs_return_the_last_calls_newest_first(service: int) -> None:
+    logs = call(service, "function_timing_logs", function_name="process_request", limit=3)
+    entries = logs.structured_content["logs"]
+    # Requests 47, 48 and 49 came last; 49 raised.
+    assert [e["outcome"] for e in entries] == ["raised ValueError", "returned", "returned"]
+    assert entries[0]["timestamp"] >= entries[1]["timestamp"] >= entries[2]["timestamp"]
+    assert {e["thread_name"] for e in entries} == {"MainThread"}
+    assert all(e["duration_ns"] > 0 for e in entries)
+
+
+def test_function_names_accept_suffixes_and_ids(service: int) -> None:
+    full = call(service, "function_timing_logs", function_name="service.Handler.process_request")
+    function = full.structured_content["function"]
+    for name in ("Handler.process_request", "process_request", str(function["id"])):
+        found = call(service, "function_timing_logs", function_name=name)
+        assert found.structured_content["function"] == function
+
+
+def test_unknown_names_and_bad_arguments_are_tool_errors(service: int) -> None:
+    unknown, bad_limit, huge_limit, wrong_type, missing = call_many(
+        service,
+        [
+            ("function_timing_logs", {"function_name": "proces_request"}),
+            ("functions_timing", {"limit": 0}),
+            ("functions_timing", {"limit": 10**9}),
+            ("functions_timing", {"limit": "many"}),
+            ("function_timing_logs", {}),
+        ],
+    )
+    assert unknown.is_error
+    assert "no function named 'proces_request'" in unknown.content[0].text
+    assert "service.Handler.process_request" in unknown.content[0].text
+    for result in (bad_limit, huge_limit):
+        assert result.is_error
+        assert "limit must be between 1 and 10000" in result.content[0].text
+    assert wrong_type.is_error and missing.is_error
+    # The server is still serving.
+    assert not call(service, "profiler_status").is_error
+
+
+def test_every_tool_answers(service: int) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for name in TOOL_NAMES:
+        arguments: dict[str, Any] = {}
+        if name.endswith("_logs"):
+            key = name.split("_")[0] + "_name"
+            arguments[key] = "process_request"
+        calls.append((name, arguments))
+    results = dict(zip(TOOL_NAMES, call_many(service, calls), strict=True))
+    assert not any(result.is_error for result in results.values())
+    status = results["profiler_status"].structured_content
+    assert status["argv"] == ["service.py", str(REQUESTS), "120"]
+    assert status["collectors"]["timing"] is True and status["collectors"]["alloc"] is False
+    assert status["known"]["functions"] >= 6
+    alloc = results["functions_alloc"].structured_content
+    assert alloc["recorded"] is False and "--alloc" in alloc["note"]
+
+
+@pytest.fixture(scope="module")
+def guarded() -> Iterator[int]:
+    program, port = start_service(env=clean_env(HOTPATH_MCP_AUTH_TOKEN="s3cret-token"))
+    yield port
+    assert program.stop() == 0
+    assert "s3cret-token" not in program.rest("stderr") + program.rest("stdout")
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        (None, 401),
+        ("wrong", 401),
+        ("Bearer wrong", 401),
+        ("s3cret-token", 200),
+        ("Bearer s3cret-token", 200),
+        ("bearer s3cret-token", 200),
+        ("s3cret-token-longer", 401),
+    ],
+)
+def test_token_is_required(guarded: int, authorization: str | None, status: int) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    assert raw_post(guarded, headers).status_code == status
+
+
+def test_the_sdk_client_works_with_a_token(guarded: int) -> None:
+    assert "functions_timing" in list_tools(guarded, token="Bearer s3cret-token")
+
+
+def test_foreign_host_and_origin_are_refused(service: int) -> None:
+    assert raw_post(service, {"Host": "evil.example"}).status_code == 421
+    assert raw_post(service, {"Origin": "http://evil.example"}).status_code == 403
+    assert raw_post(service, {"Origin": f"http://127.0.0.1:{service}"}).status_code == 200
+
+
+def test_malformed_json_leaves_the_server_serving(service: int) -> None:
+    assert raw_post(service, {}, body=b"{not json").status_code == 400
+    assert not call(service, "profiler_status").is_error
+
+
+def test_port_in_use_leaves_the_program_running_unchanged() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        program = RunningProgram("--mcp-port", str(port), "service.py", "20", "60")
+        program.wait_for("ready 2")
+        assert program.stop() == 0
+    assert program.rest() == "ready 2\nbye\n"
+    stderr = program.rest("stderr")
+    assert f"[hotpath] warning: MCP server not started on 127.0.0.1:{port}: port in use" in stderr
+    assert "functions, by total time" in stderr
+
+
+def test_keep_serving_answers_after_the_program_ends() -> None:
+    program, port = start_service("--keep-serving")
+    program.process.stdin.close()  # type: ignore[union-attr]
+    program.wait_for("bye")
+    program.wait_for("MCP server still on", stream="stderr")
+    status = call(port, "profiler_status").structured_content
+    assert status["running"] is False
+    rows = call(port, "functions_timing").structured_content["functions"]
+    assert {row["name"]: row["calls"] for row in rows}["service.main"] == 1
+    program.process.send_signal(signal.SIGINT)
+    assert program.process.wait(timeout=30) == 0
+
+
+@pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed")
+def test_official_mcp_inspector_cli_lists_and_calls_tools(service: int) -> None:
+    inspector = [
+        "npx",
+        "-y",
+        "@modelcontextprotocol/inspector@0.21.2",
+        "--cli",
+        url(service),
+        "--transport",
+        "http",
+    ]
+    listed = subprocess.run(
+        [*inspector, "--method", "tools/list"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=FIXTURES,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(tool["name"] for tool in json.loads(listed.stdout)["tools"]) == sorted(TOOL_NAMES)
+    called = subprocess.run(
+        [
+            *inspector,
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "function_timing_logs",
+            "--tool-arg",
+            "function_name=process_request",
+            "limit=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=FIXTURES,
+    )
+    assert called.returncode == 0, called.stderr
+    logs = json.loads(called.stdout)["structuredContent"]["logs"]
+    assert [entry["outcome"] for entry in logs] == ["raised ValueError", "returned"]

@@ -1,0 +1,125 @@
+"""Function timing checked against cProfile's call counts and a known sleep."""
+
+from __future__ import annotations
+
+import pstats
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import FIXTURES, functions_by_name, profile
+
+SLEEP = 0.2
+
+# cProfile counts every resume of a generator or coroutine as a call; hotpath counts one call
+# per activation, from first start to final return. These are the activations by construction.
+ACTIVATIONS = {
+    "calls.countdown": 4,
+    "calls.delegate": 1,
+    "calls.tick": 9,
+    "calls.gather_ticks": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return profile("calls.py", str(SLEEP), tmp=tmp_path_factory.mktemp("calls"))
+
+
+@pytest.fixture(scope="module")
+def cprofile_counts(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], int]:
+    output = tmp_path_factory.mktemp("cprofile") / "calls.prof"
+    subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(output), "calls.py", "0"],
+        cwd=FIXTURES,
+        check=True,
+        capture_output=True,
+    )
+    stats: dict[Any, Any] = pstats.Stats(str(output)).stats  # type: ignore[attr-defined]
+    return {
+        (Path(file).name, line): calls
+        for (file, line, _name), (_primitive, calls, *_rest) in stats.items()
+        if file.endswith("calls.py")
+    }
+
+
+def test_call_counts_equal_cprofile(report: Any, cprofile_counts: dict[Any, int]) -> None:
+    rows = report["functions_timing"]["functions"]
+    plain = [r for r in rows if r["kind"] == "function"]
+    assert len(plain) >= 20
+    for row in plain:
+        file, line = row["location"].rsplit(":", 1)
+        assert row["calls"] == cprofile_counts[(Path(file).name, int(line))], row["name"]
+    # Every function cProfile saw in the fixture is reported, generators included.
+    assert len(rows) == len(cprofile_counts)
+
+
+def test_generator_and_coroutine_activations(report: Any) -> None:
+    functions = functions_by_name(report)
+    for name, expected in ACTIVATIONS.items():
+        row = functions[name]
+        assert (row["calls"], row["completed"], row["running"]) == (expected, expected, 0), name
+        assert 0 < row["active_ns"] <= row["total_ns"]
+    assert functions["calls.countdown"]["kind"] == "generator"
+    assert functions["calls.tick"]["kind"] == "coroutine"
+
+
+def test_names_cover_every_kind_of_callable(report: Any) -> None:
+    functions = functions_by_name(report)
+    expected = {
+        "calls.fib": 4097,  # 1973 in main, 12 x 177 in threads
+        "calls.Shape.__init__": 57,
+        "calls.Shape.area": 50,
+        "calls.Square.area": 20,
+        "calls.Shape.perimeter": 50,
+        "calls.Shape.unit": 7,
+        "calls.Shape.describe": 7,
+        "calls.make_adder.<locals>.add": 12,
+        "calls.<lambda>": 65,
+        "calls.thread_work": 4,
+        "calls.pool_task": 40,
+        "calls.main": 1,
+    }
+    assert {name: functions[name]["calls"] for name in expected} == expected
+
+
+def test_recursion_is_counted_once_in_total(report: Any) -> None:
+    functions = functions_by_name(report)
+    fib, main = functions["calls.fib"], functions["calls.main"]
+    # fib(15) nests 15 deep: counting every level would make its total many times main's.
+    assert fib["total_ns"] < main["total_ns"]
+    assert fib["self_ns"] <= fib["total_ns"] * 1.05
+    mutual = functions["calls.mutual_even"]
+    assert mutual["total_ns"] < main["total_ns"]
+
+
+def test_self_time_excludes_profiled_callees(report: Any) -> None:
+    functions = functions_by_name(report)
+    main = functions["calls.main"]
+    # main mostly waits in sleeper(), a profiled callee: its own share is small.
+    assert main["self_ns"] < main["total_ns"] - functions["calls.sleeper"]["total_ns"] * 0.99
+
+
+def test_known_sleep_is_timed_within_three_percent(report: Any) -> None:
+    sleeper = functions_by_name(report)["calls.sleeper"]
+    assert sleeper["calls"] == 1
+    assert SLEEP * 1e9 <= sleeper["total_ns"] <= SLEEP * 1e9 * 1.03
+    assert sleeper["min_ns"] == sleeper["max_ns"] == sleeper["total_ns"]
+
+
+def test_calls_that_raise_are_counted_with_their_errors(report: Any) -> None:
+    functions = functions_by_name(report)
+    raises = functions["calls.raises"]
+    assert raises["calls"] == 6
+    assert raises["errors"] == 6
+    assert raises["error_types"] == {"ValueError": 6}
+    assert functions["calls.catches"]["errors"] == 0
+
+
+def test_report_lists_functions_sorted_by_total(report: Any) -> None:
+    totals = [row["total_ns"] for row in report["functions_timing"]["functions"]]
+    assert totals == sorted(totals, reverse=True)
+    main = functions_by_name(report)["calls.main"]
+    assert 0 < main["percent_total"] <= 100
