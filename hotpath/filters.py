@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 # What a qualified name can hold (`pkg.mod.Class.method`, `app.main.<locals>.<lambda>`) plus
 # the glob operators. Anything else is a typo, or a path given where a name was meant.
 _GLOB_CHARS = re.compile(r"^[\w.<>*?\[\]!-]+$")
+_INSTALLED_DIRS = frozenset({"site-packages", "dist-packages"})
 
 
 def own_dirs() -> tuple[str, ...]:
@@ -63,7 +64,7 @@ def _library_dirs() -> tuple[str, ...]:
         value = sysconfig.get_path(key)
         if value:
             paths.add(value)
-    paths.update(p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages"))
+    paths.update(p for p in sys.path if os.path.basename(p) in _INSTALLED_DIRS)
     return tuple(os.path.join(os.path.realpath(p), "") for p in paths if p)
 
 
@@ -97,7 +98,10 @@ class FunctionFilter:
         return self._exclude is None or not self._exclude.match(qualified_name)
 
     def in_program_tree(self, path: str) -> bool:
-        return path.startswith(self.roots) and not path.startswith(self._libraries)
+        if not path.startswith(self.roots) or path.startswith(self._libraries):
+            return False
+        # Installed code in the tree that is not on this interpreter's path: another venv.
+        return not any(part in _INSTALLED_DIRS for part in path.split(os.sep))
 
     def _realpath(self, filename: str) -> str:
         # Few distinct files against many code objects: resolving each file once is enough.

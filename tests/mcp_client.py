@@ -17,12 +17,14 @@ def url(port: int) -> str:
 
 async def _session(port: int, token: str | None, calls: list[tuple[str, dict[str, Any]]]) -> Any:
     headers = {"Authorization": token} if token else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-        async with Client(streamable_http_client(url(port), http_client=http)) as client:
-            if not calls:
-                listed = await client.list_tools()
-                return [tool.name for tool in listed.tools]
-            return [await client.call_tool(name, arguments) for name, arguments in calls]
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(url(port), http_client=http)) as client,
+    ):
+        if not calls:
+            listed = await client.list_tools()
+            return [tool.name for tool in listed.tools]
+        return [await client.call_tool(name, arguments) for name, arguments in calls]
 
 
 def list_tools(port: int, token: str | None = None) -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
@@ -164,13 +163,11 @@ class TimingCollector:
         return self._table.add_record(state, info)
 
     def _new_thread_state(self) -> ThreadState:
-        state = ThreadState(ThreadIdentity(threading.current_thread()))
+        state = ThreadState(ThreadIdentity())
         handle = _ThreadHandle()
-        finalizer = weakref.finalize(handle, self._table.retire_thread, state)
-        finalizer.atexit = False
+        self._table.watch_thread(state, handle)
         self._local.state = state
         self._local.handle = handle
-        self._table.add_thread(state)
         return state
 
     # -- the callbacks ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+import weakref
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -24,18 +25,29 @@ Outcome = str | None  # None: returned; otherwise the exception type's name
 
 
 class ThreadIdentity:
-    """Who ran a call: kept by log entries, so it must stay small after the thread ends."""
+    """Who ran a call: kept by log entries, so it must stay small after the thread ends.
+
+    Made for the calling thread. ``threading.current_thread()`` is not used: at a new thread's
+    first event the thread is not registered yet, and it would invent a ``_DummyThread`` that
+    the program would then see in ``threading.enumerate()``.
+    """
 
     __slots__ = ("ident", "native_id", "thread")
 
-    def __init__(self, thread: threading.Thread) -> None:
-        self.thread = thread
-        self.ident = thread.ident or threading.get_ident()
-        self.native_id = thread.native_id or threading.get_native_id()
+    def __init__(self) -> None:
+        self.ident = threading.get_ident()
+        self.native_id = threading.get_native_id()
+        self.thread: threading.Thread | None = None
+
+    def resolve(self) -> None:
+        """Find the Thread object; call from the thread itself, once it runs Python code."""
+        if self.thread is None:
+            # A plain dict read: no lock, no side effect (threading's own registry).
+            self.thread = getattr(threading, "_active", {}).get(self.ident)
 
     @property
     def name(self) -> str:
-        return self.thread.name
+        return self.thread.name if self.thread is not None else f"thread-{self.native_id}"
 
 
 @dataclass(slots=True)
@@ -247,26 +259,25 @@ class FunctionTable:
         self.flush_at = flush_at
         self.functions: list[FunctionInfo] = []
         self.dropped = 0  # functions the filter selected but the cap turned away
-        self._threads: dict[int, ThreadState] = {}  # id(state) -> state, live threads only
-        self._retiring: deque[ThreadState] = deque()  # ended threads not yet folded
+        # Threads with records, by id(state); ended ones leave when they are folded.
+        self._threads: dict[int, ThreadState] = {}
+        self._watchers: dict[int, tuple[weakref.ref[object], ThreadState]] = {}
+        self._ended: deque[weakref.ref[object]] = deque()  # watchers of threads that ended
 
-    def add_thread(self, state: ThreadState) -> None:
-        with self.lock:
-            self._fold_retired_threads()
-            self._threads[id(state)] = state
+    def watch_thread(self, state: ThreadState, handle: object) -> None:
+        """Retire ``state`` when ``handle`` dies, which it does when its thread ends.
 
-    def retire_thread(self, state: ThreadState) -> None:
-        """Called as a thread ends, from its finalizer; the folding waits for the next reader.
-
-        Only a C-level append happens here: the finalizer runs while the thread is being torn
-        down, where Python code would fire monitoring events and could re-enter the lock.
+        The weakref's callback is a C-level ``deque.append``: it runs while the thread is torn
+        down, where any Python code would fire monitoring events in a thread whose state is
+        gone. The folding waits for the next reader, under the lock.
         """
-        self._retiring.append(state)
+        watcher = weakref.ref(handle, self._ended.append)
+        self._watchers[id(watcher)] = (watcher, state)
 
     def _fold_retired_threads(self) -> None:
         """Merge ended threads' records into their functions' retired totals; lock held."""
-        while self._retiring:
-            state = self._retiring.popleft()
+        while self._ended:
+            _, state = self._watchers.pop(id(self._ended.popleft()))
             self._threads.pop(id(state), None)
             for record in state.records.values():
                 record.fold_pending()
@@ -302,8 +313,12 @@ class FunctionTable:
             return info
 
     def add_record(self, state: ThreadState, info: FunctionInfo) -> ThreadRecord:
+        # The first timed function of a thread runs inside Thread.run: it is registered now.
+        state.identity.resolve()
         record = ThreadRecord(info, state.identity)
         with self.lock:
+            self._fold_retired_threads()
+            self._threads[id(state)] = state
             info.records.append(record)
             state.records[id(info.code)] = record
         return record
@@ -350,4 +365,5 @@ class FunctionTable:
 
     def live_threads(self) -> int:
         with self.lock:
+            self._fold_retired_threads()
             return len(self._threads)
