@@ -65,7 +65,8 @@ def test_function_table_is_capped_and_counts_what_it_turns_away(timed: Any) -> N
     assert len(table.functions) == 50
     # Each exec'd source is two code objects (its module and its function): 600 in all.
     assert table.dropped >= 550
-    assert all(row.calls == 1 for row in table.snapshot(0))
+    # Functions seen only returning (they started before hotpath did) have no calls.
+    assert all(row.calls == 1 for row in table.snapshot(0) if row.calls)
 
 
 def test_pending_calls_are_folded_in_batches(timed: Any) -> None:
