@@ -5,6 +5,10 @@ the gauge API whether or not they run under ``hotpath run``.
 """
 
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hotpath.store.gauges import Gauge, GaugeTable
 
 __version__ = "0.1.0"
 
@@ -19,3 +23,35 @@ def require_supported_python() -> None:
             f"hotpath: needs Python 3.12 or newer (sys.monitoring); this is {major}.{minor}\n"
         )
         sys.exit(2)
+
+
+class NoGauge:
+    """What ``gauge`` returns outside ``hotpath run``: every call does nothing, cheaply."""
+
+    __slots__ = ()
+
+    def set(self, value: float) -> "NoGauge":
+        return self
+
+    def inc(self, delta: float = 1) -> "NoGauge":
+        return self
+
+    def dec(self, delta: float = 1) -> "NoGauge":
+        return self
+
+
+NO_GAUGE = NoGauge()
+
+# Set by `hotpath run` to the store's gauge table before the program starts.
+_gauges: "GaugeTable | None" = None
+
+
+def gauge(name: str) -> "Gauge | NoGauge":
+    """A named value the program reports: ``hotpath.gauge("queue_depth").set(42).inc().dec(2)``.
+
+    Outside ``hotpath run`` it returns a shared object whose methods do nothing.
+    """
+    table = _gauges
+    if table is None:
+        return NO_GAUGE
+    return table.get(name)

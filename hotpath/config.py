@@ -37,6 +37,7 @@ class Config:
     mcp_token: str | None = field(default=None, repr=False)
     keep_serving: bool = False
     alloc: bool = False
+    threads_interval_ms: int = 250
 
 
 def split_list(text: str) -> list[str]:
@@ -135,6 +136,7 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
     limit = setting(options.limit, "HOTPATH_LIMIT")
     logs_limit = environ.get("HOTPATH_LOGS_LIMIT")
     max_functions = environ.get("HOTPATH_MAX_FUNCTIONS")
+    interval = environ.get("HOTPATH_THREADS_INTERVAL_MS")
     report = setting(options.report, "HOTPATH_REPORT") or "table"
     if report not in REPORT_FORMATS:
         raise ConfigError(f"report format {report!r} is not one of {', '.join(REPORT_FORMATS)}")
@@ -170,4 +172,9 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
         mcp_token=parse_token(token) if token is not None else None,
         keep_serving=options.keep_serving,
         alloc=alloc,
+        threads_interval_ms=(
+            parse_int(interval, "HOTPATH_THREADS_INTERVAL_MS", 10, 60_000)
+            if interval
+            else defaults.threads_interval_ms
+        ),
     )

@@ -19,7 +19,10 @@ import time
 from types import FrameType
 from typing import IO, Protocol
 
+import hotpath
 from hotpath import launcher
+from hotpath.collectors.event_loops import LoopRegistry
+from hotpath.collectors.sampler import Sampler
 from hotpath.collectors.timing import TimingCollector
 from hotpath.config import Config
 from hotpath.filters import FunctionFilter, own_dirs
@@ -41,11 +44,20 @@ class Session:
         info = RunInfo(
             argv=program.argv,
             filters=function_filter.describe(),
-            collectors={"timing": True, "alloc": config.alloc, "mcp": config.mcp},
+            collectors={
+                "timing": True,
+                "alloc": config.alloc,
+                "threads": True,
+                "gauges": True,
+                "mcp": config.mcp,
+            },
             percentiles=config.percentiles,
+            sample_interval_s=config.threads_interval_ms / 1000,
         )
         self.store = Store(info, config.logs_limit, config.max_functions)
         self.timing = TimingCollector(self.store.functions, function_filter, program.name)
+        self.loops = LoopRegistry()
+        self.sampler = Sampler(self.store, info.sample_interval_s, self.loops)
         # hotpath's own lines go to the stderr the program started with, even if it closes or
         # replaces sys.stderr, and never into the program's own stdout.
         self.err: IO[str] = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace")
@@ -62,6 +74,9 @@ class Session:
         os.register_at_fork(after_in_child=self._forget_in_child)
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, self._on_sigterm)
+        hotpath._gauges = self.store.gauges
+        self.loops.install()
+        self.sampler.start()
         launcher.install(self.program)
         self.timing.start()
         try:
@@ -101,6 +116,7 @@ class Session:
             return
         self.store.ended_ns = time.perf_counter_ns()
         self.timing.stop()
+        self.sampler.stop()
         for stream in (sys.stdout, sys.stderr):
             # Closed or replaced by the program: nothing of ours to flush then.
             with contextlib.suppress(AttributeError, OSError, ValueError):

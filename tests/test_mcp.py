@@ -104,12 +104,14 @@ def test_unknown_names_and_bad_arguments_are_tool_errors(service: int) -> None:
 
 
 def test_every_tool_answers(service: int) -> None:
+    # A name each log tool knows: a function for the function tools, a built-in gauge.
+    known = {"gauge_name": "process.rss_bytes"}
     calls: list[tuple[str, dict[str, Any]]] = []
     for name in TOOL_NAMES:
         arguments: dict[str, Any] = {}
         if name.endswith("_logs"):
             key = name.split("_")[0] + "_name"
-            arguments[key] = "process_request"
+            arguments[key] = known.get(key, "process_request")
         calls.append((name, arguments))
     results = dict(zip(TOOL_NAMES, call_many(service, calls), strict=True))
     assert not any(result.is_error for result in results.values())
@@ -119,6 +121,9 @@ def test_every_tool_answers(service: int) -> None:
     assert status["known"]["functions"] >= 6
     alloc = results["functions_alloc"].structured_content
     assert alloc["recorded"] is False and "--alloc" in alloc["note"]
+    assert results["gauge_logs"].structured_content["logs"][0]["value"] > 0
+    threads = results["threads"].structured_content["threads"]
+    assert "MainThread" in {row["name"] for row in threads}
 
 
 @pytest.fixture(scope="module")

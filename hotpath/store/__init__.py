@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from hotpath.store.functions import FunctionTable
+from hotpath.store.gauges import GaugeTable
+from hotpath.store.threads import ThreadTable
+
+MAX_PROBLEMS = 20
 
 
 @dataclass
@@ -18,6 +24,7 @@ class RunInfo:
     filters: dict[str, list[str]]
     collectors: dict[str, bool]
     percentiles: tuple[float, ...]
+    sample_interval_s: float
     pid: int = field(default_factory=os.getpid)
     python: str = field(default_factory=lambda: sys.version.split()[0])
 
@@ -26,9 +33,24 @@ class Store:
     def __init__(self, info: RunInfo, log_limit: int, max_functions: int) -> None:
         self.info = info
         self.functions = FunctionTable(log_limit, max_functions)
+        self.gauges = GaugeTable(history=log_limit)
+        self.threads = ThreadTable()
+        # hotpath's own threads, marked in thread lists and left out of everything else.
+        self.own_idents: set[int] = set()
+        self.own_native_ids: set[int] = set()
+        # What went wrong inside hotpath (never the program's problems), newest last.
+        self.problems: deque[str] = deque(maxlen=MAX_PROBLEMS)
         self.started_ns = time.perf_counter_ns()
         self.started_epoch_ns = time.time_ns()
         self.ended_ns: int | None = None  # set when the program ends; wall time stops there
+
+    def mark_own_thread(self) -> None:
+        """Called first thing by each of hotpath's threads."""
+        self.own_idents.add(threading.get_ident())
+        self.own_native_ids.add(threading.get_native_id())
+
+    def note_problem(self, text: str) -> None:
+        self.problems.append(text)
 
     def now_ns(self) -> int:
         return self.ended_ns if self.ended_ns is not None else time.perf_counter_ns()

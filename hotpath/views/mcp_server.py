@@ -84,6 +84,7 @@ class McpServer:
         self.thread.start()
 
     def _serve(self) -> None:
+        self.store.mark_own_thread()
         try:
             with _short_switch_interval():
                 import uvicorn

@@ -3,31 +3,95 @@
 from __future__ import annotations
 
 import shutil
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import IO
 
 from rich.console import Console
 from rich.table import Table
 
 from hotpath.views.shapes import JSON
-from hotpath.views.units import duration
+from hotpath.views.units import duration, size
 
 
-def _functions_table(section: JSON, percentile_keys: list[str], limit: int) -> Table:
-    rows = section["functions"][:limit]
-    table = Table(
-        title=f"functions, by total time ({len(rows)}/{section['total_functions']})",
-        title_justify="left",
-        title_style="bold",
-    )
-    table.add_column("Function", overflow="fold", ratio=1)
-    for header in ["Calls", "Avg", *(key.upper() for key in percentile_keys), "Total", "% Total"]:
+def _table(title: str, headers: Sequence[str], rows: list[list[str]]) -> Table:
+    """The first column is a name that may fold; the others are figures, right-aligned."""
+    table = Table(title=title, title_justify="left", title_style="bold")
+    table.add_column(headers[0], overflow="fold", ratio=1)
+    for header in headers[1:]:
         table.add_column(header, justify="right", no_wrap=True)
     for row in rows:
-        cells: list[Any] = [row["name"], f"{row['calls']:,}", row["avg"]]
-        cells += [duration(row["percentiles_ns"][key]) for key in percentile_keys]
-        cells += [row["total"], f"{row['percent_total']:.2f}%"]
-        table.add_row(*cells)
+        table.add_row(*row)
     return table
+
+
+def _functions(section: JSON, percentile_keys: list[str], limit: int) -> Table | str:
+    rows = section["functions"][:limit]
+    if not rows:
+        return "no profiled function was called (see --include / --exclude)"
+    headers = ["Function", "Calls", "Avg", *(k.upper() for k in percentile_keys), "Total"]
+    return _table(
+        f"functions, by total time ({len(rows)}/{section['total_functions']})",
+        [*headers, "% Total"],
+        [
+            [
+                row["name"],
+                f"{row['calls']:,}",
+                row["avg"],
+                *(duration(row["percentiles_ns"][key]) for key in percentile_keys),
+                row["total"],
+                f"{row['percent_total']:.2f}%",
+            ]
+            for row in rows
+        ],
+    )
+
+
+def _threads(section: JSON, limit: int) -> Table:
+    process = section["process"]
+    everyone = [*section["threads"], *section["ended_threads"]]
+    # At exit the last interval says little: rank by CPU over the whole run.
+    rows = sorted(everyone, key=lambda row: row["cpu_total_s"], reverse=True)[:limit]
+    return _table(
+        f"threads, by total CPU ({len(rows)}/{len(everyone)})"
+        f" | RSS {process['rss']} (max {process['rss_max']})",
+        ["Thread", "Status", "CPU %", "Max %", "Avg %", "CPU user", "CPU sys"],
+        [
+            [
+                row["name"] + (" (hotpath)" if row["hotpath_own"] else ""),
+                row["status"],
+                f"{row['cpu_percent']:.1f}",
+                f"{row['cpu_percent_max']:.1f}",
+                f"{row['cpu_percent_avg']:.1f}",
+                f"{row['cpu_user_s']:.2f} s",
+                f"{row['cpu_system_s']:.2f} s",
+            ]
+            for row in rows
+        ],
+    )
+
+
+def _gauges(section: JSON, limit: int) -> Table:
+    rows = section["gauges"][:limit]
+
+    def shown(name: str, value: float | None) -> str:
+        if value is None:
+            return "-"
+        return size(value) if name.endswith("_bytes") else f"{value:,}"
+
+    return _table(
+        f"gauges ({len(rows)}/{section['total_gauges']})",
+        ["Gauge", "Value", "Min", "Max", "Updates"],
+        [
+            [
+                row["name"],
+                shown(row["name"], row["value"]),
+                shown(row["name"], row["min"]),
+                shown(row["name"], row["max"]),
+                f"{row['updates']:,}",
+            ]
+            for row in rows
+        ],
+    )
 
 
 def render(report: JSON, stream: IO[str], limit: int) -> None:
@@ -37,8 +101,7 @@ def render(report: JSON, stream: IO[str], limit: int) -> None:
     width = max(shutil.get_terminal_size((120, 24)).columns, 100)
     console = Console(file=stream, highlight=False, width=width)
     console.print(f"[bold]\\[hotpath][/bold] {status['uptime']} | {', '.join(collectors)}")
-    timing = report["functions_timing"]
-    if timing["functions"]:
-        console.print(_functions_table(timing, status["percentiles"], limit))
-    else:
-        console.print("no profiled function was called (see --include / --exclude)")
+    console.print(_functions(report["functions_timing"], status["percentiles"], limit))
+    console.print(_threads(report["threads"], limit))
+    if report["gauges"]["gauges"]:
+        console.print(_gauges(report["gauges"], limit))

@@ -10,6 +10,8 @@ from typing import Any
 
 from hotpath.store import Store
 from hotpath.store.functions import CallRecord, FunctionStats
+from hotpath.store.gauges import GaugeReading
+from hotpath.store.threads import ThreadFigures
 from hotpath.views import units
 from hotpath.views.lookup import find
 
@@ -116,7 +118,10 @@ def profiler_status(store: Store) -> JSON:
         "known": {
             "functions": len(store.functions.functions),
             "dropped_functions": store.functions.dropped,
+            "threads": store.threads.read().process.threads,
+            "gauges": len(store.gauges.all()),
         },
+        "problems": list(store.problems),
     }
 
 
@@ -125,6 +130,8 @@ def report(store: Store, limit: int) -> JSON:
     return {
         "status": profiler_status(store),
         "functions_timing": functions_timing(store, limit),
+        "threads": threads(store, limit),
+        "gauges": gauges(store, limit),
     }
 
 
@@ -182,16 +189,92 @@ def stream_logs(store: Store, stream_name: str, limit: int) -> JSON:
     return _not_recorded("logs", _pending("streams"))
 
 
+def _thread_row(figures: ThreadFigures) -> JSON:
+    return {
+        "os_thread_id": figures.native_id,
+        "name": figures.name,
+        "hotpath_own": figures.own,
+        "status": figures.status,
+        "cpu_user_s": round(figures.user_s, 3),
+        "cpu_system_s": round(figures.system_s, 3),
+        "cpu_total_s": round(figures.cpu_s, 3),
+        "cpu_percent": round(figures.cpu_percent, 1),
+        "cpu_percent_max": round(figures.cpu_percent_max, 1),
+        "cpu_percent_avg": round(figures.cpu_percent_avg, 1),
+    }
+
+
 def threads(store: Store, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("threads", _pending("threads"))
+    reading = store.threads.read()
+    process = reading.process
+    alive = sorted(reading.alive, key=lambda f: (f.cpu_percent, f.cpu_s), reverse=True)
+    ended = sorted(reading.ended, key=lambda f: f.cpu_s, reverse=True)
+    return {
+        "sorted_by": "cpu_percent",
+        "sample_interval_ms": round(store.info.sample_interval_s * 1000),
+        "samples": process.samples,
+        "process": {
+            "rss_bytes": process.rss_bytes,
+            "rss": units.size(process.rss_bytes),
+            "rss_max_bytes": process.rss_max_bytes,
+            "rss_max": units.size(process.rss_max_bytes),
+            "cpu_percent": round(process.cpu_percent, 1),
+            "cpu_user_s": round(process.user_s, 3),
+            "cpu_system_s": round(process.system_s, 3),
+            "threads": process.threads,
+            "open_fds": process.open_fds,
+        },
+        "total_threads": len(alive),
+        "threads": [_thread_row(f) for f in alive[:limit]],
+        "ended_threads": [_thread_row(f) for f in ended[:limit]],
+    }
+
+
+def _gauge_row(reading: GaugeReading, store: Store) -> JSON:
+    last = reading.history[-1].at_ns if reading.history else None
+    return {
+        "id": reading.gauge.id,
+        "name": reading.gauge.name,
+        "builtin": reading.gauge.builtin,
+        "value": reading.value,
+        "min": reading.min,
+        "max": reading.max,
+        "updates": reading.updates,
+        "location": reading.location,
+        "updated_at": units.timestamp(store.epoch_ns(last)) if last is not None else None,
+    }
 
 
 def gauges(store: Store, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("gauges", _pending("gauges"))
+    readings = [g.read() for g in store.gauges.all()]
+    # The program's own gauges first: hotpath's built-in ones are context.
+    readings.sort(key=lambda r: (r.gauge.builtin, r.gauge.name))
+    return {
+        "sorted_by": "program gauges first, then by name",
+        "total_gauges": len(readings),
+        "dropped_gauges": store.gauges.dropped,
+        "gauges": [_gauge_row(r, store) for r in readings[:limit]],
+    }
 
 
 def gauge_logs(store: Store, gauge_name: str, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("logs", _pending("gauges"))
+    gauge = find(store.gauges.all(), gauge_name, "gauge")
+    reading = gauge.read()
+    recent = reading.history[-limit:]
+    recent.reverse()
+    return {
+        "gauge": _gauge_row(reading, store),
+        "order": "newest_first",
+        "logs": [
+            {
+                "timestamp": units.timestamp(store.epoch_ns(update.at_ns)),
+                "value": update.value,
+                "thread_name": update.thread_name,
+                "thread_id": update.thread_id,
+            }
+            for update in recent
+        ],
+    }

@@ -1,0 +1,189 @@
+"""A background thread that samples the OS: per-thread CPU, process figures, built-in gauges.
+
+It also folds ended threads' timing records into their functions, so that memory follows the
+threads alive even when nobody asks the MCP server anything.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from hotpath.collectors.event_loops import LoopRegistry
+from hotpath.store import Store
+from hotpath.store.threads import ProcessFigures, ThreadFigures
+
+if TYPE_CHECKING:
+    import psutil
+
+THREAD_NAME = "hotpath-sampler"
+_STATES = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "waiting (disk)",
+    "Z": "zombie",
+    "T": "stopped",
+    "t": "stopped (traced)",
+    "I": "idle",
+}
+
+
+def thread_status(native_id: int) -> str:
+    """The OS's scheduling state of one of our threads (Linux; elsewhere "unknown")."""
+    try:
+        with open(f"/proc/self/task/{native_id}/stat", encoding="ascii") as stat:
+            text = stat.read()
+    except OSError:
+        return "unknown"
+    state = text[text.rfind(")") + 2 : text.rfind(")") + 3]
+    return _STATES.get(state, state or "unknown")
+
+
+class Sampler:
+    def __init__(self, store: Store, interval_s: float, loops: LoopRegistry) -> None:
+        self.store = store
+        self.interval_s = interval_s
+        self.loops = loops
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+        self._process_cpu: tuple[float, int] | None = None  # cpu seconds, perf ns
+        self._gc_before = [(0, 0)] * 3
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        self.store.mark_own_thread()
+        import psutil  # imported here: the program's first line must not wait for it
+
+        process = psutil.Process()
+        self._sample_safely(process)
+        while not self._stop.wait(self.interval_s):
+            self._sample_safely(process)
+        self._sample_safely(process)  # the final figures, for the report
+
+    def _sample_safely(self, process: psutil.Process) -> None:
+        try:
+            self.sample(process)
+        except Exception as error:  # a sampler failure must never reach the program
+            self.store.note_problem(f"thread sampler: {error!r}")
+
+    def sample(self, process: psutil.Process) -> None:
+        now = time.perf_counter_ns()
+        names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+        own = self.store.own_native_ids
+        table = self.store.threads
+        alive: dict[int, ThreadFigures] = {}
+        for thread in process.threads():
+            alive[thread.id] = self._figures(
+                table.previous(thread.id),
+                thread.id,
+                names.get(thread.id, f"native-{thread.id}"),
+                thread.id in own,
+                thread.user_time,
+                thread.system_time,
+                now,
+            )
+        with process.oneshot():
+            cpu = process.cpu_times()
+            memory = process.memory_info()
+            fds = process.num_fds() if hasattr(process, "num_fds") else 0
+        figures = self._process_figures(table.read().process, cpu.user, cpu.system, now)
+        figures.rss_bytes = memory.rss
+        figures.rss_max_bytes = max(figures.rss_max_bytes, memory.rss)
+        figures.threads = len(alive)
+        figures.open_fds = fds
+        table.update(alive, figures)
+        self._builtin_gauges(figures)
+        self._probe_event_loops()
+        self.store.functions.live_threads()  # folds ended threads' records
+
+    def _figures(
+        self,
+        previous: ThreadFigures | None,
+        native_id: int,
+        name: str,
+        own: bool,
+        user_s: float,
+        system_s: float,
+        now: int,
+    ) -> ThreadFigures:
+        if previous is None:
+            # No earlier reading: its CPU so far may predate hotpath, so no rate yet.
+            first_seen, cpu_before, percent, peak = now, user_s + system_s, 0.0, 0.0
+        else:
+            first_seen, cpu_before = previous.first_seen_ns, previous.cpu_at_first_seen_s
+            elapsed_s = (now - previous.last_seen_ns) / 1e9
+            spent = user_s + system_s - previous.cpu_s
+            percent = 100.0 * spent / elapsed_s if elapsed_s > 0 else 0.0
+            peak = max(previous.cpu_percent_max, percent)
+        return ThreadFigures(
+            native_id=native_id,
+            name=name,
+            own=own,
+            status=thread_status(native_id),
+            user_s=user_s,
+            system_s=system_s,
+            cpu_percent=percent,
+            cpu_percent_max=peak,
+            first_seen_ns=first_seen,
+            last_seen_ns=now,
+            cpu_at_first_seen_s=cpu_before,
+        )
+
+    def _process_figures(
+        self, previous: ProcessFigures, user_s: float, system_s: float, now: int
+    ) -> ProcessFigures:
+        figures = ProcessFigures(rss_max_bytes=previous.rss_max_bytes, samples=previous.samples + 1)
+        figures.user_s, figures.system_s, figures.sampled_ns = user_s, system_s, now
+        spent = user_s + system_s
+        if self._process_cpu is not None:
+            before, at = self._process_cpu
+            if now > at:
+                figures.cpu_percent = 100.0 * (spent - before) / ((now - at) / 1e9)
+        self._process_cpu = (spent, now)
+        return figures
+
+    def _builtin_gauges(self, process: ProcessFigures) -> None:
+        gauges = self.store.gauges
+        gauges.get("process.rss_bytes", builtin=True).set(process.rss_bytes)
+        gauges.get("process.cpu_percent", builtin=True).set(round(process.cpu_percent, 1))
+        gauges.get("process.open_fds", builtin=True).set(process.open_fds)
+        gauges.get("process.threads", builtin=True).set(process.threads)
+        for generation, stats in enumerate(gc.get_stats()):
+            counts = (stats["collections"], stats["collected"])
+            if counts != self._gc_before[generation]:
+                gauges.get(f"gc.collections.gen{generation}", builtin=True).set(counts[0])
+                gauges.get(f"gc.collected.gen{generation}", builtin=True).set(counts[1])
+                self._gc_before[generation] = counts
+
+    def _probe_event_loops(self) -> None:
+        own = self.store.own_idents
+        names = {t.ident: t.name for t in threading.enumerate()}
+        for ident, loop in self.loops.running():
+            if ident in own:
+                continue
+            name = f"event_loop.lag_ms[{names.get(ident, ident)}]"
+            sent = time.perf_counter_ns()
+            try:
+                loop.call_soon_threadsafe(self._lag_probe(name, sent))
+            except RuntimeError:
+                continue  # closed between the check and the call
+
+    def _lag_probe(self, name: str, sent_ns: int) -> Callable[[], None]:
+        gauges = self.store.gauges
+
+        def probe() -> None:
+            # Runs in the loop: how late it runs is how long the loop took to get to it.
+            lag_ms = (time.perf_counter_ns() - sent_ns) / 1e6
+            gauges.get(name, builtin=True).set(round(lag_ms, 3))
+
+        return probe

@@ -1,0 +1,128 @@
+"""Gauges: named values the program (or hotpath's sampler) sets, with bounded history."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from hotpath import NO_GAUGE, NoGauge
+
+Number = int | float
+
+
+@dataclass(slots=True, frozen=True)
+class GaugeUpdate:
+    at_ns: int  # perf_counter_ns
+    value: Number
+    thread_name: str
+    thread_id: int
+
+
+class Gauge:
+    """One named value. ``set``, ``inc`` and ``dec`` are atomic and return the gauge."""
+
+    __slots__ = (
+        "_lock",
+        "builtin",
+        "history",
+        "id",
+        "location",
+        "max",
+        "min",
+        "name",
+        "updates",
+        "value",
+    )
+
+    def __init__(self, gauge_id: int, name: str, history: int, builtin: bool) -> None:
+        self.id = gauge_id
+        self.name = name
+        self.builtin = builtin
+        self.value: Number = 0
+        self.min: Number | None = None
+        self.max: Number | None = None
+        self.updates = 0
+        self.location = ""
+        self.history: deque[GaugeUpdate] = deque(maxlen=history)
+        self._lock = threading.Lock()
+
+    def set(self, value: Number) -> Gauge:
+        return self._update(value, relative=False)
+
+    def inc(self, delta: Number = 1) -> Gauge:
+        return self._update(delta, relative=True)
+
+    def dec(self, delta: Number = 1) -> Gauge:
+        return self._update(-delta, relative=True)
+
+    def _update(self, amount: Number, relative: bool) -> Gauge:
+        if isinstance(amount, bool) or not isinstance(amount, int | float):
+            raise TypeError(f"gauge {self.name!r} takes numbers, not {type(amount).__name__}")
+        caller = sys._getframe(2)  # 0 is this method, 1 set/inc/dec, 2 the program's line
+        location = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+        thread = threading.current_thread()
+        now = time.perf_counter_ns()
+        with self._lock:
+            value = self.value + amount if relative else amount
+            self.value = value
+            self.min = value if self.min is None else min(self.min, value)
+            self.max = value if self.max is None else max(self.max, value)
+            self.updates += 1
+            self.location = location
+            self.history.append(GaugeUpdate(now, value, thread.name, thread.native_id or 0))
+        return self
+
+    def read(self) -> GaugeReading:
+        with self._lock:
+            return GaugeReading(
+                self,
+                self.value,
+                self.min,
+                self.max,
+                self.updates,
+                self.location,
+                list(self.history),
+            )
+
+
+@dataclass(slots=True, frozen=True)
+class GaugeReading:
+    gauge: Gauge
+    value: Number
+    min: Number | None
+    max: Number | None
+    updates: int
+    location: str
+    history: list[GaugeUpdate]
+
+
+class GaugeTable:
+    def __init__(self, history: int, max_gauges: int = 1_000) -> None:
+        self.history = history
+        self.max_gauges = max_gauges
+        self.dropped = 0
+        self._gauges: dict[str, Gauge] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, builtin: bool = False) -> Gauge | NoGauge:
+        found = self._gauges.get(name)
+        if found is not None:
+            return found
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a gauge needs a non-empty name, got {name!r}")
+        with self._lock:
+            found = self._gauges.get(name)
+            if found is None:
+                if len(self._gauges) >= self.max_gauges:
+                    self.dropped += 1
+                    return NO_GAUGE
+                found = Gauge(len(self._gauges) + 1, name, self.history, builtin)
+                self._gauges[name] = found
+            return found
+
+    def all(self) -> list[Gauge]:
+        with self._lock:
+            return list(self._gauges.values())
