@@ -155,7 +155,7 @@ class TimingCollector:
         return info
 
     def _record_for(
-        self, state: ThreadState, code: CodeType, frame: FrameType
+        self, state: ThreadState, code: CodeType, frame: FrameType | None
     ) -> ThreadRecord | None:
         info = self._info_for(code, frame)
         if info is None:
@@ -183,6 +183,17 @@ class TimingCollector:
         flush_at = self._table.flush_at
         getframe = sys._getframe
 
+        def event_frame(code: CodeType) -> FrameType | None:
+            """The frame an event is about: the nearest caller running ``code``.
+
+            Walking up, rather than counting frames, holds when a callback is called from
+            another one (on_unwind, on_throw) or through the allocation collector's wrapper.
+            """
+            frame: FrameType | None = getframe(2)
+            while frame is not None and frame.f_code is not code:
+                frame = frame.f_back
+            return frame
+
         # The hot callbacks repeat this lookup inline: a call costs more than the lookup.
         def state_of_thread() -> ThreadState:
             try:
@@ -198,11 +209,11 @@ class TimingCollector:
                 state = new_thread_state()
             record = state.records.get(id(code))
             if record is None:
-                record = record_for(state, code, getframe(1))
+                record = record_for(state, code, event_frame(code))
                 if record is None:
                     return DISABLE
             if record.gen:
-                open_activation(state, record, getframe(1))
+                open_activation(state, record, event_frame(code))
                 return None
             record.depth += 1
             stack = state.stack
@@ -210,7 +221,9 @@ class TimingCollector:
             stack.append(clock())
             return None
 
-        def open_activation(state: ThreadState, record: ThreadRecord, frame: FrameType) -> None:
+        def open_activation(
+            state: ThreadState, record: ThreadRecord, frame: FrameType | None
+        ) -> None:
             key = id(frame)
             if len(activations) >= MAX_OPEN_ACTIVATIONS:
                 del activations[next(iter(activations))]
@@ -250,10 +263,7 @@ class TimingCollector:
 
         def unmatched_end(state: ThreadState, code: CodeType, now: int) -> object:
             """An end whose start is not on top of this thread's stack."""
-            frame = getframe(2)  # the code's own frame, unless on_unwind called on_return
-            if frame.f_code is unwind_code and frame.f_back is not None:
-                frame = frame.f_back
-            if info_for(code, frame) is None:
+            if info_for(code, event_frame(code)) is None:
                 return DISABLE
             stack = state.stack
             for index in range(len(stack) - 2, -1, -2):
@@ -295,7 +305,7 @@ class TimingCollector:
             if isinstance(record, ThreadRecord) and record.ends:
                 record.failed[record.ends[-1]] = type(exception).__name__
 
-        def resume(code: CodeType, frame: FrameType) -> object:
+        def resume(code: CodeType, frame: FrameType | None) -> object:
             state = state_of_thread()
             activation = activations.get(id(frame))
             if activation is None or activation.code is not code:
@@ -310,16 +320,16 @@ class TimingCollector:
             return None
 
         def on_resume(code: CodeType, offset: int) -> object:
-            return resume(code, getframe(1))
+            return resume(code, event_frame(code))
 
         def on_throw(code: CodeType, offset: int, exception: BaseException) -> None:
-            resume(code, getframe(1))  # like PY_UNWIND, PY_THROW may never return DISABLE
+            resume(code, event_frame(code))  # like PY_UNWIND, PY_THROW may never DISABLE
 
         def on_yield(code: CodeType, offset: int, value: object) -> object:
             now = clock()
             stack = state_of_thread().stack
             if not stack or stack[-2].code is not code:  # type: ignore[attr-defined]
-                return DISABLE if info_for(code, getframe(1)) is None else None
+                return DISABLE if info_for(code, event_frame(code)) is None else None
             resumed: int = stack.pop()  # type: ignore[assignment]
             activation: Activation = stack.pop()  # type: ignore[assignment]
             running = now - resumed
@@ -328,7 +338,6 @@ class TimingCollector:
                 stack[-2].child_ns += running  # type: ignore[attr-defined]
             return None
 
-        unwind_code = on_unwind.__code__
         return {
             EVENTS.PY_START: on_start,
             EVENTS.PY_RETURN: on_return,
