@@ -38,6 +38,7 @@ class Config:
     keep_serving: bool = False
     alloc: bool = False
     threads_interval_ms: int = 250
+    alloc_snapshot_s: float = 5.0
 
 
 def split_list(text: str) -> list[str]:
@@ -137,6 +138,7 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
     logs_limit = environ.get("HOTPATH_LOGS_LIMIT")
     max_functions = environ.get("HOTPATH_MAX_FUNCTIONS")
     interval = environ.get("HOTPATH_THREADS_INTERVAL_MS")
+    snapshot = environ.get("HOTPATH_ALLOC_SNAPSHOT_MS")
     report = setting(options.report, "HOTPATH_REPORT") or "table"
     if report not in REPORT_FORMATS:
         raise ConfigError(f"report format {report!r} is not one of {', '.join(REPORT_FORMATS)}")
@@ -176,5 +178,10 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
             parse_int(interval, "HOTPATH_THREADS_INTERVAL_MS", 10, 60_000)
             if interval
             else defaults.threads_interval_ms
+        ),
+        alloc_snapshot_s=(
+            parse_int(snapshot, "HOTPATH_ALLOC_SNAPSHOT_MS", 100, 3_600_000) / 1000
+            if snapshot
+            else defaults.alloc_snapshot_s
         ),
     )

@@ -22,6 +22,7 @@ from typing import IO, Protocol
 import hotpath
 from hotpath import launcher
 from hotpath.collectors.event_loops import LoopRegistry
+from hotpath.collectors.memory import MemoryCollector
 from hotpath.collectors.sampler import Sampler
 from hotpath.collectors.timing import TimingCollector
 from hotpath.config import Config
@@ -53,11 +54,19 @@ class Session:
             },
             percentiles=config.percentiles,
             sample_interval_s=config.threads_interval_ms / 1000,
+            alloc_snapshot_s=config.alloc_snapshot_s,
         )
         self.store = Store(info, config.logs_limit, config.max_functions)
         self.timing = TimingCollector(self.store.functions, function_filter, program.name)
         self.loops = LoopRegistry()
-        self.sampler = Sampler(self.store, info.sample_interval_s, self.loops)
+        self.memory = (
+            MemoryCollector(self.store.memory, self.timing, self.store.own_idents)
+            if config.alloc
+            else None
+        )
+        self.sampler = Sampler(
+            self.store, info.sample_interval_s, self.loops, self.memory, info.alloc_snapshot_s
+        )
         # hotpath's own lines go to the stderr the program started with, even if it closes or
         # replaces sys.stderr, and never into the program's own stdout.
         self.err: IO[str] = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace")
@@ -78,7 +87,11 @@ class Session:
         self.loops.install()
         self.sampler.start()
         launcher.install(self.program)
-        self.timing.start()
+        if self.memory is not None:
+            self.memory.start()
+            self.timing.start(wrap=self.memory.wrap)
+        else:
+            self.timing.start()
         try:
             launcher.run(self.program)
         except SystemExit:
@@ -117,11 +130,15 @@ class Session:
         self.store.ended_ns = time.perf_counter_ns()
         self.timing.stop()
         self.sampler.stop()
+        if self.memory is not None:
+            self.memory.snapshot_sites()  # the live memory the program leaves behind
         for stream in (sys.stdout, sys.stderr):
             # Closed or replaced by the program: nothing of ours to flush then.
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 stream.flush()
         self._write_report()
+        if self.memory is not None:
+            self.memory.stop()
         if self.server is not None:
             if self.config.keep_serving:
                 self._serve_until_interrupted()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hotpath.collectors.event_loops import LoopRegistry
+from hotpath.collectors.memory import MemoryCollector
 from hotpath.store import Store
 from hotpath.store.threads import ProcessFigures, ThreadFigures
 
@@ -43,10 +44,20 @@ def thread_status(native_id: int) -> str:
 
 
 class Sampler:
-    def __init__(self, store: Store, interval_s: float, loops: LoopRegistry) -> None:
+    def __init__(
+        self,
+        store: Store,
+        interval_s: float,
+        loops: LoopRegistry,
+        memory: MemoryCollector | None = None,
+        snapshot_s: float = 5.0,
+    ) -> None:
         self.store = store
         self.interval_s = interval_s
         self.loops = loops
+        self.memory = memory
+        self.snapshot_s = snapshot_s
+        self._next_snapshot = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._process_cpu: tuple[float, int] | None = None  # cpu seconds, perf ns
@@ -71,8 +82,12 @@ class Sampler:
         self._sample_safely(process)  # the final figures, for the report
 
     def _sample_safely(self, process: psutil.Process) -> None:
+        memory = self.memory
         try:
             self.sample(process)
+            if memory is not None and time.monotonic() >= self._next_snapshot:
+                self._next_snapshot = time.monotonic() + self.snapshot_s
+                memory.request_snapshot()
         except Exception as error:  # a sampler failure must never reach the program
             self.store.note_problem(f"thread sampler: {error!r}")
 
@@ -81,9 +96,10 @@ class Sampler:
         names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
         own = self.store.own_native_ids
         table = self.store.threads
+        counts = self.store.functions.thread_memory() if self.memory is not None else {}
         alive: dict[int, ThreadFigures] = {}
         for thread in process.threads():
-            alive[thread.id] = self._figures(
+            seen = alive[thread.id] = self._figures(
                 table.previous(thread.id),
                 thread.id,
                 names.get(thread.id, f"native-{thread.id}"),
@@ -92,6 +108,9 @@ class Sampler:
                 thread.system_time,
                 now,
             )
+            counted = counts.get(thread.id)
+            if counted is not None:
+                seen.allocated_bytes, seen.freed_bytes = counted.allocated, counted.freed
         with process.oneshot():
             cpu = process.cpu_times()
             memory = process.memory_info()

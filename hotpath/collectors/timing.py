@@ -50,6 +50,10 @@ _CO_COROUTINE = 0x80
 _CO_ASYNC_GENERATOR = 0x200
 
 
+Callbacks = dict[int, Callable[..., Any]]
+Wrapper = Callable[[Callbacks], Callbacks]
+
+
 class NoToolIdError(RuntimeError):
     """Every sys.monitoring tool id is taken by other tools."""
 
@@ -68,7 +72,17 @@ def _kind(code: CodeType) -> FunctionKind:
 class Activation:
     """One call of a generator or coroutine, alive across its suspensions."""
 
-    __slots__ = ("active_ns", "child_ns", "code", "gen", "info", "key", "record", "start_ns")
+    __slots__ = (
+        "active_ns",
+        "child_ns",
+        "code",
+        "gen",
+        "info",
+        "key",
+        "memory",
+        "record",
+        "start_ns",
+    )
 
     def __init__(self, record: ThreadRecord, key: int, start_ns: int) -> None:
         self.record = record
@@ -79,6 +93,7 @@ class Activation:
         self.start_ns = start_ns
         self.active_ns = 0
         self.child_ns = 0
+        self.memory: tuple[int, int, int] | None = None  # --alloc: allocated, freed, peak
 
 
 class _ThreadHandle:
@@ -101,9 +116,12 @@ class TimingCollector:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, wrap: Wrapper | None = None) -> None:
+        """Start timing; ``wrap`` may wrap the callbacks (the allocation collector does)."""
         self.tool_id = self._claim_tool_id()
-        callbacks = self._callbacks()
+        callbacks = self._callbacks(wrapped=wrap is not None)
+        if wrap is not None:
+            callbacks = wrap(callbacks)
         for event, callback in callbacks.items():
             monitoring.register_callback(self.tool_id, event, callback)
         self._events = tuple(callbacks)
@@ -162,6 +180,13 @@ class TimingCollector:
             return None
         return self._table.add_record(state, info)
 
+    def state_of_thread(self) -> ThreadState:
+        try:
+            state: ThreadState = self._local.state
+        except AttributeError:
+            state = self._new_thread_state()
+        return state
+
     def _new_thread_state(self) -> ThreadState:
         state = ThreadState(ThreadIdentity())
         handle = _ThreadHandle()
@@ -172,7 +197,7 @@ class TimingCollector:
 
     # -- the callbacks ------------------------------------------------------------------------
 
-    def _callbacks(self) -> dict[int, Callable[..., Any]]:
+    def _callbacks(self, wrapped: bool = False) -> Callbacks:
         clock = time.perf_counter_ns
         local = self._local
         new_thread_state = self._new_thread_state
@@ -183,24 +208,24 @@ class TimingCollector:
         flush_at = self._table.flush_at
         getframe = sys._getframe
 
-        def event_frame(code: CodeType) -> FrameType | None:
-            """The frame an event is about: the nearest caller running ``code``.
+        # Frames between a callback and the code its event is about: one more when the
+        # allocation collector wraps the callbacks.
+        caller = 2 if wrapped else 1
 
-            Walking up, rather than counting frames, holds when a callback is called from
-            another one (on_unwind, on_throw) or through the allocation collector's wrapper.
+        def event_frame(code: CodeType, depth: int) -> FrameType | None:
+            """The frame an event is about, ``depth`` frames above the caller of this.
+
+            Asking for the exact depth matters: each frame object that ``_getframe`` and
+            ``f_back`` bring into being is an allocation, which --alloc would count as the
+            program's. Walking up is the fallback, for a callback that another one called.
             """
-            frame: FrameType | None = getframe(2)
+            frame: FrameType | None = getframe(depth + 1)
             while frame is not None and frame.f_code is not code:
                 frame = frame.f_back
             return frame
 
-        # The hot callbacks repeat this lookup inline: a call costs more than the lookup.
-        def state_of_thread() -> ThreadState:
-            try:
-                state: ThreadState = local.state
-            except AttributeError:
-                state = new_thread_state()
-            return state
+        # The hot callbacks repeat its lookup inline: a call costs more than the lookup.
+        state_of_thread = self.state_of_thread
 
         def on_start(code: CodeType, offset: int) -> object:
             try:
@@ -209,11 +234,11 @@ class TimingCollector:
                 state = new_thread_state()
             record = state.records.get(id(code))
             if record is None:
-                record = record_for(state, code, event_frame(code))
+                record = record_for(state, code, event_frame(code, caller))
                 if record is None:
                     return DISABLE
             if record.gen:
-                open_activation(state, record, event_frame(code))
+                open_activation(state, record, event_frame(code, caller))
                 return None
             record.depth += 1
             stack = state.stack
@@ -263,7 +288,7 @@ class TimingCollector:
 
         def unmatched_end(state: ThreadState, code: CodeType, now: int) -> object:
             """An end whose start is not on top of this thread's stack."""
-            if info_for(code, event_frame(code)) is None:
+            if info_for(code, event_frame(code, caller + 1)) is None:
                 return DISABLE
             stack = state.stack
             for index in range(len(stack) - 2, -1, -2):
@@ -320,16 +345,16 @@ class TimingCollector:
             return None
 
         def on_resume(code: CodeType, offset: int) -> object:
-            return resume(code, event_frame(code))
+            return resume(code, event_frame(code, caller))
 
         def on_throw(code: CodeType, offset: int, exception: BaseException) -> None:
-            resume(code, event_frame(code))  # like PY_UNWIND, PY_THROW may never DISABLE
+            resume(code, event_frame(code, caller))  # like PY_UNWIND, PY_THROW never DISABLEs
 
         def on_yield(code: CodeType, offset: int, value: object) -> object:
             now = clock()
             stack = state_of_thread().stack
             if not stack or stack[-2].code is not code:  # type: ignore[attr-defined]
-                return DISABLE if info_for(code, event_frame(code)) is None else None
+                return DISABLE if info_for(code, event_frame(code, caller)) is None else None
             resumed: int = stack.pop()  # type: ignore[assignment]
             activation: Activation = stack.pop()  # type: ignore[assignment]
             running = now - resumed

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 from hotpath.store.functions import FunctionTable
 from hotpath.store.gauges import GaugeTable
+from hotpath.store.memory import MemoryTable
 from hotpath.store.threads import ThreadTable
 
 MAX_PROBLEMS = 20
+SITE_SNAPSHOTS_KEPT = 60
 
 
 @dataclass
@@ -25,6 +27,7 @@ class RunInfo:
     collectors: dict[str, bool]
     percentiles: tuple[float, ...]
     sample_interval_s: float
+    alloc_snapshot_s: float
     pid: int = field(default_factory=os.getpid)
     python: str = field(default_factory=lambda: sys.version.split()[0])
 
@@ -35,6 +38,7 @@ class Store:
         self.functions = FunctionTable(log_limit, max_functions)
         self.gauges = GaugeTable(history=log_limit)
         self.threads = ThreadTable()
+        self.memory = MemoryTable(SITE_SNAPSHOTS_KEPT)
         # hotpath's own threads, marked in thread lists and left out of everything else.
         self.own_idents: set[int] = set()
         self.own_native_ids: set[int] = set()

@@ -13,6 +13,7 @@ import heapq
 import threading
 import weakref
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from types import CodeType
@@ -58,6 +59,81 @@ class CallRecord:
     duration_ns: int
     thread: ThreadIdentity
     outcome: Outcome
+    memory: CallMemory | None = None  # with --alloc
+
+
+@dataclass(slots=True, frozen=True)
+class CallMemory:
+    """What one call did to traced memory (see ``collectors.memory``), callees included."""
+
+    allocated: int  # growth of traced memory, summed over the intervals of the call
+    freed: int  # shrinkage, likewise
+    peak: int  # highest traced memory during the call, above where it started
+    nested: bool  # inside another call of the same function: its totals already count it
+
+    @property
+    def net(self) -> int:
+        return self.allocated - self.freed
+
+
+class RecordMemory:
+    """One thread's memory figures for one function, written by that thread."""
+
+    __slots__ = ("pending", "self_allocated", "self_freed")
+
+    def __init__(self) -> None:
+        self.self_allocated = 0  # while this function itself was running (not its callees)
+        self.self_freed = 0
+        self.pending: dict[int, CallMemory] = {}  # end timestamp -> the call's figures
+
+
+class ThreadMemory:
+    """One thread's running memory figures; ``frames`` follows the timing stack."""
+
+    __slots__ = ("allocated", "frames", "freed")
+
+    def __init__(self) -> None:
+        self.allocated = 0
+        self.freed = 0
+        # Per call in progress: [allocated, freed at its start, high-water net so far].
+        self.frames: list[list[int]] = []
+
+    @property
+    def net(self) -> int:
+        return self.allocated - self.freed
+
+
+@dataclass(slots=True)
+class MemoryTotals:
+    """Mergeable memory figures of finished calls, and of self time while running."""
+
+    calls: int = 0
+    allocated: int = 0
+    freed: int = 0
+    self_allocated: int = 0
+    self_freed: int = 0
+    peak_max: int = 0
+    buckets: Counter[int] = field(default_factory=Counter)  # per-call allocated bytes
+
+    def add_calls(self, calls: Iterable[CallMemory]) -> None:
+        sizes = []
+        for call in calls:
+            self.calls += 1
+            if not call.nested:
+                self.allocated += call.allocated
+                self.freed += call.freed
+            self.peak_max = max(self.peak_max, call.peak)
+            sizes.append(call.allocated)
+        self.buckets.update(bucket_counts(sizes))
+
+    def merge(self, other: MemoryTotals) -> None:
+        self.calls += other.calls
+        self.allocated += other.allocated
+        self.freed += other.freed
+        self.self_allocated += other.self_allocated
+        self.self_freed += other.self_freed
+        self.peak_max = max(self.peak_max, other.peak_max)
+        self.buckets.update(other.buckets)
 
 
 @dataclass(slots=True)
@@ -76,6 +152,7 @@ class Totals:
     errors: int = 0
     error_types: Counter[str] = field(default_factory=Counter)
     buckets: Counter[int] = field(default_factory=Counter)
+    memory: MemoryTotals = field(default_factory=lambda: MemoryTotals())
     log: deque[CallRecord] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,7 +164,9 @@ class Totals:
         ends: list[int],
         failed: dict[int, str],
         thread: ThreadIdentity,
+        memory: dict[int, CallMemory],
     ) -> None:
+        self.memory.add_calls(memory.values())
         if not durations:
             return
         low, high = min(durations), max(durations)
@@ -100,7 +179,7 @@ class Totals:
         self.error_types.update(failed.values())
         keep = -self.log_limit if self.log_limit else len(durations)
         for end, duration in zip(ends[keep:], durations[keep:], strict=True):
-            self.log.append(CallRecord(end, duration, thread, failed.get(end)))
+            self.log.append(CallRecord(end, duration, thread, failed.get(end), memory.get(end)))
 
     def merge(self, other: Totals) -> None:
         if other.completed:
@@ -115,6 +194,7 @@ class Totals:
         self.errors += other.errors
         self.error_types.update(other.error_types)
         self.buckets.update(other.buckets)
+        self.memory.merge(other.memory)
         # Each side is in time order; merging keeps the newest ``log_limit`` calls overall.
         merged = heapq.merge(self.log, other.log, key=attrgetter("end_ns"))
         self.log = deque(merged, maxlen=self.log_limit)
@@ -138,6 +218,7 @@ class ThreadRecord:
         "failed",
         "gen",
         "info",
+        "memory",
         "starts",
         "thread",
         "total_ns",
@@ -157,6 +238,7 @@ class ThreadRecord:
         self.buf: list[int] = []  # durations of finished calls not yet folded into totals
         self.ends: list[int] = []  # their end timestamps, for the call log
         self.failed: dict[int, str] = {}  # end timestamp -> exception type, for failed calls
+        self.memory: RecordMemory | None = None  # with --alloc
         self.totals = Totals(info.log_limit)
 
     def fold_pending(self) -> None:
@@ -166,15 +248,31 @@ class ThreadRecord:
         ends = self.ends[:count]
         failed = self.failed
         self.failed = {}
-        self.totals.add_calls(durations, ends, failed, self.thread)
+        self.totals.add_calls(durations, ends, failed, self.thread, self._take_memory())
         del self.buf[:count]
         del self.ends[:count]
+
+    def _take_memory(self) -> dict[int, CallMemory]:
+        memory = self.memory
+        if memory is None:
+            return {}
+        pending = memory.pending
+        memory.pending = {}
+        self.totals.memory.self_allocated += memory.self_allocated
+        self.totals.memory.self_freed += memory.self_freed
+        memory.self_allocated = memory.self_freed = 0
+        return pending
 
     def view(self) -> Totals:
         """Totals including pending calls and the running accumulators, without changing self."""
         view = self.totals.copy()
         count = len(self.buf)
-        view.add_calls(self.buf[:count], self.ends[:count], dict(self.failed), self.thread)
+        memory = self.memory
+        pending = dict(memory.pending) if memory is not None else {}
+        view.add_calls(self.buf[:count], self.ends[:count], dict(self.failed), self.thread, pending)
+        if memory is not None:
+            view.memory.self_allocated += memory.self_allocated
+            view.memory.self_freed += memory.self_freed
         view.total_ns += self.total_ns
         view.child_ns += self.child_ns
         view.active_ns += self.active_ns
@@ -207,10 +305,11 @@ class FunctionInfo:
 class ThreadState:
     """Everything one thread's events touch. Only that thread writes to it."""
 
-    __slots__ = ("identity", "records", "stack")
+    __slots__ = ("identity", "memory", "records", "stack")
 
     def __init__(self, identity: ThreadIdentity) -> None:
         self.identity = identity
+        self.memory: ThreadMemory | None = None  # with --alloc
         self.records: dict[int, ThreadRecord] = {}  # id(code) -> record
         # Flat pairs (record or activation, start ns): two appends cost no allocation.
         self.stack: list[object] = []
@@ -362,6 +461,15 @@ class FunctionTable:
             if function_id not in outermost:
                 outermost.add(function_id)
                 running_ns[function_id] += now_ns - started
+
+    def thread_memory(self) -> dict[int, ThreadMemory]:
+        """Memory figures of live threads, by OS thread id (with --alloc)."""
+        with self.lock:
+            return {
+                state.identity.native_id: state.memory
+                for state in self._threads.values()
+                if state.memory is not None
+            }
 
     def live_threads(self) -> int:
         with self.lock:

@@ -71,7 +71,13 @@ class TokenGate:
 
 
 class McpServer:
-    def __init__(self, store: Store, config: Config, err: IO[str], sock: socket.socket) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        err: IO[str],
+        sock: socket.socket,
+    ) -> None:
         self.store = store
         self.config = config
         self.err = err

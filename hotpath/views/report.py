@@ -46,6 +46,27 @@ def _functions(section: JSON, percentile_keys: list[str], limit: int) -> Table |
     )
 
 
+def _allocations(section: JSON, limit: int) -> Table:
+    rows = section["functions"][:limit]
+    return _table(
+        f"allocations, by self allocated ({len(rows)}/{section['total_functions']})"
+        f" | unattributed {size(section['unattributed_allocated_bytes'])}",
+        ["Function", "Calls", "Allocated", "Self", "Retained", "Peak max", "% Self"],
+        [
+            [
+                row["name"],
+                f"{row['calls']:,}",
+                row["allocated"],
+                row["self_allocated"],
+                row["retained"],
+                row["peak_max"],
+                f"{row['percent_self_allocated']:.2f}%",
+            ]
+            for row in rows
+        ],
+    )
+
+
 def _threads(section: JSON, limit: int) -> Table:
     process = section["process"]
     everyone = [*section["threads"], *section["ended_threads"]]
@@ -102,6 +123,8 @@ def render(report: JSON, stream: IO[str], limit: int) -> None:
     console = Console(file=stream, highlight=False, width=width)
     console.print(f"[bold]\\[hotpath][/bold] {status['uptime']} | {', '.join(collectors)}")
     console.print(_functions(report["functions_timing"], status["percentiles"], limit))
+    if report["functions_alloc"].get("recorded"):
+        console.print(_allocations(report["functions_alloc"], limit))
     console.print(_threads(report["threads"], limit))
     if report["gauges"]["gauges"]:
         console.print(_gauges(report["gauges"], limit))

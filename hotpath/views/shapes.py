@@ -11,6 +11,7 @@ from typing import Any
 from hotpath.store import Store
 from hotpath.store.functions import CallRecord, FunctionStats
 from hotpath.store.gauges import GaugeReading
+from hotpath.store.histogram import percentiles
 from hotpath.store.threads import ThreadFigures
 from hotpath.views import units
 from hotpath.views.lookup import find
@@ -130,6 +131,7 @@ def report(store: Store, limit: int) -> JSON:
     return {
         "status": profiler_status(store),
         "functions_timing": functions_timing(store, limit),
+        "functions_alloc": functions_alloc(store, limit),
         "threads": threads(store, limit),
         "gauges": gauges(store, limit),
     }
@@ -145,14 +147,139 @@ def _not_recorded(key: str, note: str) -> JSON:
     return {key: [], "recorded": False, "note": note}
 
 
+def _alloc_row(stats: FunctionStats, store: Store, attributed: int) -> JSON:
+    info, memory = stats.info, stats.totals.memory
+    per_call = memory.allocated / memory.calls if memory.calls else 0.0
+    return {
+        "id": info.id,
+        "name": info.name,
+        "location": info.location,
+        "calls": memory.calls,
+        "allocated_bytes": memory.allocated,
+        "self_allocated_bytes": memory.self_allocated,
+        "freed_bytes": memory.freed,
+        "self_freed_bytes": memory.self_freed,
+        "retained_bytes": memory.allocated - memory.freed,
+        "self_retained_bytes": memory.self_allocated - memory.self_freed,
+        "peak_bytes_max": memory.peak_max,
+        "avg_allocated_bytes": round(per_call),
+        "percentiles_allocated_bytes": {
+            units.percentile_key(q): round(v)
+            for q, v in percentiles(memory.buckets, store.info.percentiles).items()
+        },
+        "percent_self_allocated": (
+            round(100.0 * memory.self_allocated / attributed, 2) if attributed else 0.0
+        ),
+        "allocated": units.size(memory.allocated),
+        "self_allocated": units.size(memory.self_allocated),
+        "retained": units.size(memory.allocated - memory.freed),
+        "peak_max": units.size(memory.peak_max),
+    }
+
+
+def _function_ranges(store: Store) -> dict[str, list[tuple[int, int, str]]]:
+    """file -> (first line, last line, name) of every timed function, innermost first."""
+    ranges: dict[str, list[tuple[int, int, str]]] = {}
+    for info in list(store.functions.functions):
+        lines = [line for _, _, line in info.code.co_lines() if line is not None]
+        if lines:
+            ranges.setdefault(info.filename, []).append((min(lines), max(lines), info.name))
+    for spans in ranges.values():
+        spans.sort(key=lambda span: span[1] - span[0])
+    return ranges
+
+
+def _sites(store: Store, limit: int) -> JSON:
+    snapshots = store.memory.snapshots()
+    if not snapshots:
+        return {"snapshots": 0, "sites": []}
+    first, last = snapshots[0], snapshots[-1]
+    previous = snapshots[-2] if len(snapshots) > 1 else last
+    ranges = _function_ranges(store)
+    rows = []
+    for (file, line), (size_bytes, blocks) in sorted(
+        last.sites.items(), key=lambda item: item[1][0], reverse=True
+    )[:limit]:
+        rising = 0
+        for older, newer in zip(snapshots[-2::-1], snapshots[::-1], strict=False):
+            if newer.sites.get((file, line), (0, 0))[0] <= older.sites.get((file, line), (0, 0))[0]:
+                break
+            rising += 1
+        function = next(
+            (name for low, high, name in ranges.get(file, []) if low <= line <= high), None
+        )
+        rows.append(
+            {
+                "site": f"{file}:{line}",
+                "function": function,
+                "live_bytes": size_bytes,
+                "live": units.size(size_bytes),
+                "blocks": blocks,
+                "growth_since_previous_bytes": size_bytes
+                - previous.sites.get((file, line), (0, 0))[0],
+                "growth_since_first_bytes": size_bytes - first.sites.get((file, line), (0, 0))[0],
+                "rising_snapshots": rising,
+            }
+        )
+    return {
+        "snapshots": len(snapshots),
+        "interval_s": store.info.alloc_snapshot_s,
+        "covers_s": round((last.at_ns - first.at_ns) / 1e9, 1),
+        "traced_bytes": last.traced_bytes,
+        "traced": units.size(last.traced_bytes),
+        "sites": rows,
+    }
+
+
 def functions_alloc(store: Store, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("functions", ALLOC_OFF)
+    if not store.info.collectors.get("alloc"):
+        return _not_recorded("functions", ALLOC_OFF)
+    stats = store.functions.snapshot(store.now_ns())
+    measured = [s for s in stats if s.totals.memory.calls or s.totals.memory.self_allocated]
+    attributed = sum(s.totals.memory.self_allocated for s in stats)
+    measured.sort(
+        key=lambda s: (s.totals.memory.self_allocated, s.totals.memory.allocated), reverse=True
+    )
+    return {
+        "recorded": True,
+        "sorted_by": "self_allocated_bytes",
+        "total_functions": len(measured),
+        "shown": min(limit, len(measured)),
+        "attributed_allocated_bytes": attributed,
+        "unattributed_allocated_bytes": store.memory.unattributed_allocated,
+        "unattributed_freed_bytes": store.memory.unattributed_freed,
+        "functions": [_alloc_row(s, store, attributed) for s in measured[:limit]],
+        "live_memory": _sites(store, limit),
+    }
 
 
 def function_alloc_logs(store: Store, function_name: str, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("logs", ALLOC_OFF)
+    if not store.info.collectors.get("alloc"):
+        return _not_recorded("logs", ALLOC_OFF)
+    stats = store.functions.snapshot(store.now_ns())
+    chosen = find([s.info for s in stats], function_name, "function")
+    totals = next(s.totals for s in stats if s.info is chosen)
+    recent = [record for record in totals.log if record.memory is not None][-limit:]
+    recent.reverse()
+    logs = []
+    for record in recent:
+        assert record.memory is not None
+        row = _log_row(record, store)
+        row.update(
+            allocated_bytes=record.memory.allocated,
+            freed_bytes=record.memory.freed,
+            retained_bytes=record.memory.net,
+            peak_bytes=record.memory.peak,
+            allocated=units.size(record.memory.allocated),
+        )
+        logs.append(row)
+    return {
+        "function": {"id": chosen.id, "name": chosen.name, "location": chosen.location},
+        "order": "newest_first",
+        "logs": logs,
+    }
 
 
 def _pending(section: str) -> str:
@@ -201,6 +328,13 @@ def _thread_row(figures: ThreadFigures) -> JSON:
         "cpu_percent": round(figures.cpu_percent, 1),
         "cpu_percent_max": round(figures.cpu_percent_max, 1),
         "cpu_percent_avg": round(figures.cpu_percent_avg, 1),
+        "allocated_bytes": figures.allocated_bytes,
+        "freed_bytes": figures.freed_bytes,
+        "net_bytes": (
+            figures.allocated_bytes - figures.freed_bytes
+            if figures.allocated_bytes is not None and figures.freed_bytes is not None
+            else None
+        ),
     }
 
 
