@@ -8,6 +8,7 @@ import re
 import sys
 import sysconfig
 from collections.abc import Iterable, Sequence
+from types import CodeType, FrameType
 
 # What a qualified name can hold (`pkg.mod.Class.method`, `app.main.<locals>.<lambda>`) plus
 # the glob operators. Anything else is a typo, or a path given where a name was meant.
@@ -118,3 +119,19 @@ class FunctionFilter:
             "exclude": list(self.exclude),
             "default_roots": [r.rstrip(os.sep) for r in self.roots] if not self.include else [],
         }
+
+
+def shown_path(file: str, root: str) -> str:
+    """A source path as reports show it: relative to the program's folder when inside it."""
+    if not os.path.isabs(file):
+        return file
+    relative = os.path.relpath(file, root)
+    return file if relative.startswith("..") else relative
+
+
+def qualified_name(code: CodeType, frame: FrameType | None, main_name: str) -> str:
+    """``module.qualname``, the script's module named after its file rather than __main__."""
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    if module == "__main__" or not isinstance(module, str):
+        module = main_name
+    return f"{module}.{code.co_qualname}" if module else code.co_qualname

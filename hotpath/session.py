@@ -21,12 +21,15 @@ from typing import IO, Protocol
 
 import hotpath
 from hotpath import launcher
+from hotpath.collectors.channels import ChannelCollector
 from hotpath.collectors.event_loops import LoopRegistry
 from hotpath.collectors.memory import MemoryCollector
 from hotpath.collectors.sampler import Sampler
+from hotpath.collectors.streams import StreamCollector
+from hotpath.collectors.tasks import TaskCollector
 from hotpath.collectors.timing import TimingCollector
 from hotpath.config import Config
-from hotpath.filters import FunctionFilter, own_dirs
+from hotpath.filters import FunctionFilter, own_dirs, qualified_name
 from hotpath.store import RunInfo, Store
 from hotpath.views import report, shapes
 
@@ -48,6 +51,9 @@ class Session:
             collectors={
                 "timing": True,
                 "alloc": config.alloc,
+                "channels": True,
+                "futures": True,
+                "streams": True,
                 "threads": True,
                 "gauges": True,
                 "mcp": config.mcp,
@@ -57,7 +63,22 @@ class Session:
             alloc_snapshot_s=config.alloc_snapshot_s,
         )
         self.store = Store(info, config.logs_limit, config.max_functions)
-        self.timing = TimingCollector(self.store.functions, function_filter, program.name)
+        store, root, name = self.store, program.root, program.name
+        self.channels = ChannelCollector(
+            store.channels,
+            lambda frame: function_filter.selects(
+                qualified_name(frame.f_code, frame, name), frame.f_code.co_filename
+            ),
+            root,
+        )
+        self.tasks = TaskCollector(store.futures, function_filter.selects, name, root)
+        self.timing = TimingCollector(
+            store.functions,
+            function_filter,
+            name,
+            watchers=self.tasks.watchers,
+            streams=StreamCollector(store.streams, root),
+        )
         self.loops = LoopRegistry()
         self.memory = (
             MemoryCollector(self.store.memory, self.timing, self.store.own_idents)
@@ -85,6 +106,8 @@ class Session:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         hotpath._gauges = self.store.gauges
         self.loops.install()
+        self.channels.install()
+        self.tasks.install()
         self.sampler.start()
         launcher.install(self.program)
         if self.memory is not None:

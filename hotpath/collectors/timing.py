@@ -19,9 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 from types import CodeType, FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hotpath.filters import FunctionFilter
+from hotpath.filters import FunctionFilter, qualified_name
 from hotpath.store.functions import (
     FunctionInfo,
     FunctionKind,
@@ -30,6 +30,11 @@ from hotpath.store.functions import (
     ThreadRecord,
     ThreadState,
 )
+from hotpath.store.futures import TaskRecord
+from hotpath.store.streams import StreamInstance
+
+if TYPE_CHECKING:
+    from hotpath.collectors.streams import StreamCollector
 
 monitoring = sys.monitoring
 EVENTS = monitoring.events
@@ -76,12 +81,15 @@ class Activation:
         "active_ns",
         "child_ns",
         "code",
+        "error",
         "gen",
         "info",
         "key",
         "memory",
         "record",
         "start_ns",
+        "stream",
+        "watcher",
     )
 
     def __init__(self, record: ThreadRecord, key: int, start_ns: int) -> None:
@@ -94,6 +102,9 @@ class Activation:
         self.active_ns = 0
         self.child_ns = 0
         self.memory: tuple[int, int, int] | None = None  # --alloc: allocated, freed, peak
+        self.error: str | None = None  # the exception type it ended with, if it raised
+        self.watcher: TaskRecord | None = None  # the asyncio task running this coroutine
+        self.stream: StreamInstance | None = None  # async generators: its stream
 
 
 class _ThreadHandle:
@@ -103,8 +114,18 @@ class _ThreadHandle:
 
 
 class TimingCollector:
-    def __init__(self, table: FunctionTable, function_filter: FunctionFilter, main_name: str):
+    def __init__(
+        self,
+        table: FunctionTable,
+        function_filter: FunctionFilter,
+        main_name: str,
+        watchers: dict[int, TaskRecord] | None = None,
+        streams: StreamCollector | None = None,
+    ) -> None:
         self._table = table
+        # id(coroutine frame) -> task, filled by the task collector, emptied as frames start.
+        self._watchers = watchers if watchers is not None else {}
+        self._streams = streams
         self._filter = function_filter
         self._main_name = main_name
         self._local = threading.local()
@@ -158,11 +179,9 @@ class TimingCollector:
             return info
         if self._rejected.get(key) is code:
             return None
-        module = frame.f_globals.get("__name__", "") if frame is not None else ""
-        if module == "__main__" or not isinstance(module, str):
-            module = self._main_name
-        name = f"{module}.{code.co_qualname}" if module else code.co_qualname
+        name = qualified_name(code, frame, self._main_name)
         if self._filter.selects(name, code.co_filename):
+            module = name.removesuffix(code.co_qualname).removesuffix(".")
             info = self._table.add_function(name, module, code.co_qualname, code, _kind(code))
         if info is None:
             if len(self._rejected) >= MAX_VERDICTS:
@@ -207,6 +226,8 @@ class TimingCollector:
         flush = self._table.flush
         flush_at = self._table.flush_at
         getframe = sys._getframe
+        watchers = self._watchers
+        streams = self._streams
 
         # Frames between a callback and the code its event is about: one more when the
         # allocation collector wraps the callbacks.
@@ -256,6 +277,13 @@ class TimingCollector:
             activation = Activation(record, key, now)
             activations[key] = activation
             record.starts += 1
+            if watchers:
+                watcher = watchers.pop(key, None)
+                if watcher is not None:
+                    activation.watcher = watcher
+                    watcher.state, watcher.started_ns, watcher.polls = "started", now, 1
+            if streams is not None and record.info.kind == "async_generator":
+                activation.stream = streams.opened(record.info)
             state.stack.append(activation)
             state.stack.append(now)
 
@@ -310,6 +338,10 @@ class TimingCollector:
             if stack:
                 stack[-2].child_ns += running  # type: ignore[attr-defined]
             activations.pop(activation.key, None)
+            if activation.watcher is not None:
+                activation.watcher.active_ns = activation.active_ns
+            if activation.stream is not None:
+                streams.ended(activation.stream, activation.error)  # type: ignore[union-attr]
             record = activation.record
             duration = now - activation.start_ns
             if len(record.buf) >= flush_at:
@@ -326,6 +358,9 @@ class TimingCollector:
 
         def on_unwind(code: CodeType, offset: int, exception: BaseException) -> None:
             # Never DISABLE from PY_UNWIND: sys.monitoring raises and removes the callback.
+            stack = state_of_thread().stack
+            if stack and stack[-2].code is code and stack[-2].gen:  # type: ignore[attr-defined]
+                stack[-2].error = type(exception).__name__  # type: ignore[attr-defined]
             record = on_return(code, offset, None)
             if isinstance(record, ThreadRecord) and record.ends:
                 record.failed[record.ends[-1]] = type(exception).__name__
@@ -340,6 +375,8 @@ class TimingCollector:
                 # Started before hotpath watched, or its activation was evicted: count it anew.
                 open_activation(state, record, frame)
                 return None
+            if activation.watcher is not None:
+                activation.watcher.polls += 1
             state.stack.append(activation)
             state.stack.append(clock())
             return None
@@ -361,6 +398,10 @@ class TimingCollector:
             activation.active_ns += running
             if stack:
                 stack[-2].child_ns += running  # type: ignore[attr-defined]
+            if activation.watcher is not None:
+                activation.watcher.active_ns = activation.active_ns
+            if activation.stream is not None:
+                streams.yielded(activation.stream, value)  # type: ignore[union-attr]
             return None
 
         return {

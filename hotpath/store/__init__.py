@@ -9,9 +9,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from hotpath.store.channels import ChannelTable
 from hotpath.store.functions import FunctionTable
+from hotpath.store.futures import FutureTable
 from hotpath.store.gauges import GaugeTable
 from hotpath.store.memory import MemoryTable
+from hotpath.store.streams import StreamTable
 from hotpath.store.threads import ThreadTable
 
 MAX_PROBLEMS = 20
@@ -39,6 +42,9 @@ class Store:
         self.gauges = GaugeTable(history=log_limit)
         self.threads = ThreadTable()
         self.memory = MemoryTable(SITE_SNAPSHOTS_KEPT)
+        self.channels = ChannelTable(log_limit)
+        self.futures = FutureTable(log_limit)
+        self.streams = StreamTable(log_limit)
         # hotpath's own threads, marked in thread lists and left out of everything else.
         self.own_idents: set[int] = set()
         self.own_native_ids: set[int] = set()

@@ -1,4 +1,5 @@
-"""Finding an item by the name an agent typed: exact name, unambiguous suffix, or id."""
+"""Finding an item by what an agent typed: its name or location, an unambiguous suffix of
+either, or its id."""
 
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ def find[T: Named](items: Sequence[T], wanted: str, kind: str) -> T:
         for item in items:
             if item.id == int(text):
                 return item
-    exact = [item for item in items if item.name == text]
+    exact = [item for item in items if text in _names(item)]
     if len(exact) == 1:
         return exact[0]
-    matches = exact or [item for item in items if _is_suffix(item.name, text)]
+    matches = exact or [
+        item for item in items if any(_is_suffix(name, text) for name in _names(item))
+    ]
     if len(matches) == 1:
         return matches[0]
     if matches:
@@ -42,6 +45,12 @@ def find[T: Named](items: Sequence[T], wanted: str, kind: str) -> T:
     by_name = {item.name: item.id for item in items}
     hint = ", ".join(f"{n} (id {by_name[n]})" for n in close) if close else "none"
     raise NotFound(f"no {kind} named {text!r}; closest: {hint}")
+
+
+def _names(item: Named) -> tuple[str, ...]:
+    """What an item answers to: its name, and its location (`app.py:42`) where it has one."""
+    location = getattr(item, "location", None)
+    return (item.name, location) if isinstance(location, str) else (item.name,)
 
 
 def _is_suffix(name: str, text: str) -> bool:

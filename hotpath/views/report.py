@@ -67,6 +67,70 @@ def _allocations(section: JSON, limit: int) -> Table:
     )
 
 
+def _channels(section: JSON, limit: int) -> Table:
+    rows = section["channels"][:limit]
+    return _table(
+        f"channels, by send rate ({len(rows)}/{section['total_channels']})",
+        ["Channel", "Kind", "Capacity", "Sent", "Received", "Max size", "Avg delay", "State"],
+        [
+            [
+                f"{row['name']} ({row['location']})"
+                if row["name"] != row["location"]
+                else row["name"],
+                row["kind"],
+                row["capacity"],
+                f"{row['sent']:,}",
+                f"{row['received']:,}",
+                f"{row['max_queue_size']:,}",
+                duration(row["delay"]["avg_ns"]) if row["delay"]["avg_ns"] is not None else "-",
+                row["state"],
+            ]
+            for row in rows
+        ],
+    )
+
+
+def _futures(section: JSON, limit: int) -> Table:
+    rows = section["futures"][:limit]
+    return _table(
+        f"futures (asyncio tasks), unfinished first ({len(rows)}/{section['total_groups']})",
+        ["Coroutine", "Tasks", "Pending", "Suspended", "Done", "Cancelled", "Failed", "Polls"],
+        [
+            [
+                row["name"],
+                f"{row['calls']:,}",
+                f"{row['states']['pending'] + row['states']['running']:,}",
+                f"{row['states']['suspended']:,}",
+                f"{row['states']['done']:,}",
+                f"{row['states']['cancelled']:,}",
+                f"{row['states']['failed']:,}",
+                f"{row['polls']:,}",
+            ]
+            for row in rows
+        ],
+    )
+
+
+def _streams(section: JSON, limit: int) -> Table:
+    rows = section["streams"][:limit]
+    return _table(
+        f"streams (async generators) ({len(rows)}/{section['total_streams']})",
+        ["Generator", "Instances", "Items", "Items/s", "Exhausted", "Closed early", "Active"],
+        [
+            [
+                row["name"],
+                f"{row['instances']:,}",
+                f"{row['items']:,}",
+                f"{row['items_per_s_lifetime']:,}",
+                f"{row['exhausted']:,}",
+                f"{row['closed_early']:,}",
+                f"{row['active']:,}",
+            ]
+            for row in rows
+        ],
+    )
+
+
 def _threads(section: JSON, limit: int) -> Table:
     process = section["process"]
     everyone = [*section["threads"], *section["ended_threads"]]
@@ -125,6 +189,9 @@ def render(report: JSON, stream: IO[str], limit: int) -> None:
     console.print(_functions(report["functions_timing"], status["percentiles"], limit))
     if report["functions_alloc"].get("recorded"):
         console.print(_allocations(report["functions_alloc"], limit))
+    for key, section in (("channels", _channels), ("futures", _futures), ("streams", _streams)):
+        if report[key][key]:
+            console.print(section(report[key], limit))
     console.print(_threads(report["threads"], limit))
     if report["gauges"]["gauges"]:
         console.print(_gauges(report["gauges"], limit))

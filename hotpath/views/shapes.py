@@ -6,12 +6,17 @@ sit beside them where that helps a reader. Field meanings are documented in the 
 
 from __future__ import annotations
 
+import asyncio.tasks
+from collections import Counter
 from typing import Any
 
 from hotpath.store import Store
+from hotpath.store.channels import RECENT_KEPT, RECENT_WINDOW_NS, ChannelSite
 from hotpath.store.functions import CallRecord, FunctionStats
+from hotpath.store.futures import FutureGroup, TaskRecord
 from hotpath.store.gauges import GaugeReading
 from hotpath.store.histogram import percentiles
+from hotpath.store.streams import Stream
 from hotpath.store.threads import ThreadFigures
 from hotpath.views import units
 from hotpath.views.lookup import find
@@ -132,6 +137,9 @@ def report(store: Store, limit: int) -> JSON:
         "status": profiler_status(store),
         "functions_timing": functions_timing(store, limit),
         "functions_alloc": functions_alloc(store, limit),
+        "channels": channels(store, limit),
+        "futures": futures(store, limit),
+        "streams": streams(store, limit),
         "threads": threads(store, limit),
         "gauges": gauges(store, limit),
     }
@@ -282,38 +290,263 @@ def function_alloc_logs(store: Store, function_name: str, limit: int) -> JSON:
     }
 
 
-def _pending(section: str) -> str:
-    return f"this version of hotpath does not record {section} yet"
+def _rate(stamps: list[int], count: int, since_ns: int | None, now: int) -> tuple[float, float]:
+    """(recent, lifetime) events per second. Recent covers the last 10 s (or the run, if
+    shorter), or only the events kept when more than that happened in it."""
+    if since_ns is None or now <= since_ns:
+        return 0.0, 0.0
+    window = [t for t in stamps if t >= now - RECENT_WINDOW_NS]
+    if len(window) >= RECENT_KEPT:
+        recent = len(window) / (max(now - window[0], 1) / 1e9)
+    else:
+        recent = len(window) / (min(RECENT_WINDOW_NS, now - since_ns) / 1e9)
+    return round(recent, 2), round(count / ((now - since_ns) / 1e9), 2)
+
+
+def _spread(buckets: Counter[int], count: int, total: int, store: Store) -> JSON:
+    """Average and percentiles of a bucketed distribution, in ns."""
+    return {
+        "count": count,
+        "avg_ns": round(total / count) if count else None,
+        "percentiles_ns": {
+            units.percentile_key(q): round(v)
+            for q, v in percentiles(buckets, store.info.percentiles).items()
+        }
+        if count
+        else {},
+    }
+
+
+def _channel_row(site: ChannelSite, store: Store, now: int) -> JSON:
+    queues = list(site.instances)
+    shut = sum(
+        1 for q in queues if getattr(q, "_is_shutdown", False) or getattr(q, "is_shutdown", False)
+    )
+    sizes = [q.qsize() for q in queues]
+    with site.lock:
+        site.fold_delays()
+        capacities = sorted(site.capacities)
+        sends, receives = list(site.recent_sends), list(site.recent_receives)
+        row: JSON = {
+            "id": site.id,
+            "name": site.name,
+            "location": site.location,
+            "kind": site.kind,
+            "capacity": (
+                "unbounded"
+                if capacities == [0]
+                else ", ".join("unbounded" if c == 0 else f"bounded[{c}]" for c in capacities)
+            ),
+            "instances": {
+                "created": site.created,
+                "live": len(queues) - shut,
+                "closed": site.closed + shut,
+            },
+            "sent": site.sent,
+            "received": site.received,
+            "queue_size": sum(sizes),
+            "max_queue_size": site.max_size,
+            "delay": _spread(site.delay_buckets, site.delay_count, site.delay_total_ns, store),
+            "first_ns": site.first_ns,
+        }
+    row["sent_per_s"], row["sent_per_s_lifetime"] = _rate(sends, row["sent"], row["first_ns"], now)
+    row["received_per_s"], row["received_per_s_lifetime"] = _rate(
+        receives, row["received"], row.pop("first_ns"), now
+    )
+    full = [
+        size for q, size in zip(queues, sizes, strict=True) if 0 < getattr(q, "maxsize", 0) <= size
+    ]
+    row["full_now"] = len(full)
+    row["state"] = "closed" if row["instances"]["live"] == 0 else ("full" if full else "active")
+    return row
 
 
 def channels(store: Store, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("channels", _pending("channels"))
+    now = store.now_ns()
+    rows = [_channel_row(site, store, now) for site in store.channels.all()]
+    rows.sort(key=lambda r: (r["sent_per_s"], r["sent"]), reverse=True)
+    return {
+        "sorted_by": "sent_per_s",
+        "total_channels": len(rows),
+        "shown": min(limit, len(rows)),
+        "dropped_channels": store.channels.dropped,
+        "channels": rows[:limit],
+    }
 
 
 def channel_logs(store: Store, channel_name: str, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("logs", _pending("channels"))
+    site = find(store.channels.all(), channel_name, "channel")
+    with site.lock:
+        events = list(site.log)[-limit:]
+    events.reverse()
+    return {
+        "channel": {"id": site.id, "name": site.name, "location": site.location},
+        "order": "newest_first",
+        "logs": [
+            {
+                "timestamp": units.timestamp(store.epoch_ns(event.at_ns)),
+                "op": event.op,
+                "message": event.message,
+                "by": event.by,
+                "delay_ns": event.delay_ns,
+            }
+            for event in events
+        ],
+    }
+
+
+def _task_state(record: TaskRecord, running: set[int]) -> str:
+    if record.state != "started":
+        return record.state
+    task = record.task() if record.task is not None else None
+    return "running" if task is not None and id(task) in running else "suspended"
+
+
+def _running_tasks() -> set[int]:
+    current = getattr(asyncio.tasks, "_current_tasks", {})
+    return {id(task) for task in list(current.values())}
+
+
+def _future_row(group: FutureGroup, store: Store, running: set[int]) -> JSON:
+    with group.lock:
+        live = list(group.live.values())
+        states = Counter(_task_state(record, running) for record in live)
+        finished = group.done + group.cancelled + group.failed
+        return {
+            "id": group.id,
+            "name": group.name,
+            "location": group.location,
+            "calls": group.created,
+            "states": {
+                "pending": states["pending"],
+                "running": states["running"],
+                "suspended": states["suspended"],
+                "done": group.done,
+                "cancelled": group.cancelled,
+                "failed": group.failed,
+                "dropped_unfinished": group.collected_unfinished,
+            },
+            "polls": group.polls + sum(record.polls for record in live),
+            "avg_polls": round(group.polls / finished, 2) if finished else None,
+            "active_time": {
+                **_spread(group.active_buckets, finished, group.active_total_ns, store),
+                "max_ns": group.active_max_ns,
+            },
+            "wall_time": {
+                **_spread(group.wall_buckets, finished, group.wall_total_ns, store),
+                "max_ns": group.wall_max_ns,
+            },
+            "outcomes": dict(group.outcomes.most_common()),
+        }
 
 
 def futures(store: Store, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("futures", _pending("futures"))
+    running = _running_tasks()
+    rows = [_future_row(group, store, running) for group in store.futures.all()]
+    unfinished = ("pending", "running", "suspended")
+    rows.sort(key=lambda r: (sum(r["states"][s] for s in unfinished), r["calls"]), reverse=True)
+    return {
+        "sorted_by": "unfinished tasks, then calls",
+        "total_groups": len(rows),
+        "shown": min(limit, len(rows)),
+        "futures": rows[:limit],
+    }
 
 
 def future_logs(store: Store, future_name: str, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("logs", _pending("futures"))
+    group = find(store.futures.all(), future_name, "future")
+    running = _running_tasks()
+    now = store.now_ns()
+    with group.lock:
+        records = sorted(
+            [*group.live.values(), *group.log], key=lambda r: r.created_ns, reverse=True
+        )[:limit]
+        logs = [
+            {
+                "task_id": record.id,
+                "task_name": record.name,
+                "state": _task_state(record, running),
+                "polls": record.polls,
+                "active_ns": record.active_ns,
+                "wall_ns": (record.done_ns or now) - record.created_ns,
+                "outcome": record.outcome,
+                "created_at": record.created_at,
+                "created": units.timestamp(store.epoch_ns(record.created_ns)),
+                "finished": (
+                    units.timestamp(store.epoch_ns(record.done_ns)) if record.done_ns else None
+                ),
+            }
+            for record in records
+        ]
+    return {
+        "future": {"id": group.id, "name": group.name, "location": group.location},
+        "order": "newest_first",
+        "logs": logs,
+    }
+
+
+def _stream_row(stream: Stream, store: Store, now: int) -> JSON:
+    with stream.lock:
+        stream.fold_gaps()
+        ended = stream.exhausted + stream.closed_early + stream.failed
+        stamps = list(stream.recent_items)
+        row: JSON = {
+            "id": stream.id,
+            "name": stream.name,
+            "location": stream.location,
+            "instances": stream.instances,
+            "active": stream.instances - ended,
+            "exhausted": stream.exhausted,
+            "closed_early": stream.closed_early,
+            "failed": stream.failed,
+            "end_reasons": dict(stream.end_reasons),
+            "items": stream.items,
+            "time_between_items": _spread(
+                stream.gap_buckets, stream.gap_count, stream.gap_total_ns, store
+            ),
+        }
+        first = stream.first_item_ns
+    row["items_per_s"], row["items_per_s_lifetime"] = _rate(stamps, row["items"], first, now)
+    row["state"] = "active" if row["active"] else "finished"
+    return row
 
 
 def streams(store: Store, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("streams", _pending("streams"))
+    now = store.now_ns()
+    rows = [_stream_row(stream, store, now) for stream in store.streams.all()]
+    rows.sort(key=lambda r: (r["items_per_s"], r["items"]), reverse=True)
+    return {
+        "sorted_by": "items_per_s",
+        "total_streams": len(rows),
+        "shown": min(limit, len(rows)),
+        "streams": rows[:limit],
+    }
 
 
 def stream_logs(store: Store, stream_name: str, limit: int) -> JSON:
     check_limit(limit)
-    return _not_recorded("logs", _pending("streams"))
+    stream = find(store.streams.all(), stream_name, "stream")
+    with stream.lock:
+        items = list(stream.log)[-limit:]
+    items.reverse()
+    return {
+        "stream": {"id": stream.id, "name": stream.name, "location": stream.location},
+        "order": "newest_first",
+        "logs": [
+            {
+                "timestamp": units.timestamp(store.epoch_ns(item.at_ns)),
+                "instance": item.instance,
+                "item": item.message,
+                "gap_ns": item.gap_ns,
+            }
+            for item in items
+        ],
+    }
 
 
 def _thread_row(figures: ThreadFigures) -> JSON:

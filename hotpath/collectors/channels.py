@@ -1,0 +1,254 @@
+"""Channels: asyncio and thread-safe queues report their traffic, with no code changes.
+
+The queue classes keep their identity (``isinstance``, subclassing, every method): hotpath
+patches their internal ``_init``-time and ``_put``/``_get`` hooks in place. Those run only once
+a put or get is certain (after the full/empty checks, under the queue's own lock for the
+thread-safe ones), so ``QueueFull``, ``Empty`` and timeouts never pass through hotpath's frames
+and a traceback reads as without hotpath. ``queue.SimpleQueue`` is written in C and has no such
+hooks: it is replaced by a subclass of itself.
+
+Only queues created by the program's own code (the function filter decides, by the creating
+frame) are tracked: the event loop's, the thread pool's and hotpath's own queues cost one
+attribute read per operation and are never reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import linecache
+import queue
+import re
+import sys
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from hotpath.collectors.messages import describe, who
+from hotpath.filters import shown_path
+from hotpath.store.channels import ChannelEvent, ChannelSite, ChannelTable
+
+ATTRIBUTE = "_hotpath_channel"
+_ASSIGNED = re.compile(r"^\s*(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)\s*(?::[^=]+)?=(?!=)")
+
+Selects = Callable[[FrameType], bool]
+
+
+class TrackedQueue:
+    """hotpath's notes on one queue: which site it counts for, and its sends in flight."""
+
+    __slots__ = ("__weakref__", "order", "pending", "pending_by_item", "site", "unmatched")
+
+    def __init__(self, site: ChannelSite, order: str) -> None:
+        self.site = site
+        self.order = order  # "fifo", "lifo" or "priority": how receives match sends
+        self.pending: deque[int] = deque()  # send times of items in the queue
+        self.pending_by_item: dict[int, deque[int]] = {}  # priority queues: by id(item)
+        self.unmatched = 0  # receives recorded before their send (thread races)
+
+    def sent(self, item: object, size: int) -> None:
+        now = time.perf_counter_ns()
+        site = self.site
+        with site.lock:
+            site.sent += 1
+            site.recent_sends.append(now)
+            if size > site.max_size:
+                site.max_size = size
+            if self.unmatched:
+                self.unmatched -= 1
+            elif self.order == "priority":
+                self.pending_by_item.setdefault(id(item), deque()).append(now)
+            else:
+                self.pending.append(now)
+            site.log.append(ChannelEvent(now, "send", describe(item), who(), None))
+
+    def received(self, item: object) -> None:
+        now = time.perf_counter_ns()
+        site = self.site
+        with site.lock:
+            site.received += 1
+            site.recent_receives.append(now)
+            sent_at = self._match(item)
+            delay = now - sent_at if sent_at is not None else None
+            if delay is not None:
+                site.delays.append(delay)
+                if len(site.delays) >= 256:
+                    site.fold_delays()
+            site.log.append(ChannelEvent(now, "receive", describe(item), who(), delay))
+
+    def _match(self, item: object) -> int | None:
+        if self.order == "priority":
+            times = self.pending_by_item.get(id(item))
+            if times:
+                sent_at = times.popleft()
+                if not times:
+                    del self.pending_by_item[id(item)]
+                return sent_at
+        elif self.pending:
+            return self.pending.pop() if self.order == "lifo" else self.pending.popleft()
+        self.unmatched += 1
+        return None
+
+
+class ChannelCollector:
+    def __init__(self, table: ChannelTable, selects: Selects, root: str) -> None:
+        self.table = table
+        self.selects = selects
+        self.root = root
+        self._patched: list[tuple[object, str, object]] = []
+
+    # -- installing ---------------------------------------------------------------------------
+
+    def install(self) -> None:
+        created = self._created
+        for base in (asyncio.Queue, queue.Queue):
+            self._wrap_init(base, created)
+        for cls in (
+            asyncio.Queue,
+            asyncio.PriorityQueue,
+            asyncio.LifoQueue,
+            queue.Queue,
+            queue.PriorityQueue,
+            queue.LifoQueue,
+        ):
+            self._wrap_put_get(cls)
+        simple = _simple_queue_class(created)
+        self._replace(queue, "SimpleQueue", simple)
+
+    def _replace(self, owner: object, name: str, value: object) -> None:
+        self._patched.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    def _wrap_init(self, cls: type, created: Callable[[Any], None]) -> None:
+        original = cls.__dict__["__init__"]
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            created(self)
+
+        __init__.__qualname__ = original.__qualname__
+        __init__.__doc__ = original.__doc__
+        self._replace(cls, "__init__", __init__)
+
+    def _wrap_put_get(self, cls: type) -> None:
+        put = cls.__dict__["_put"]
+        get = cls.__dict__["_get"]
+        # _put runs under queue.Queue's mutex: its qsize() would take it again and deadlock.
+        size: Callable[[Any], int] = (
+            (lambda q: len(q._queue))
+            if issubclass(cls, asyncio.Queue)
+            else (lambda q: len(q.queue))
+        )
+
+        def _put(self: Any, item: Any) -> None:
+            put(self, item)
+            tracked = getattr(self, ATTRIBUTE, None)
+            if tracked is not None:
+                tracked.sent(item, size(self))
+
+        def _get(self: Any) -> Any:
+            item = get(self)
+            tracked = getattr(self, ATTRIBUTE, None)
+            if tracked is not None:
+                tracked.received(item)
+            return item
+
+        self._replace(cls, "_put", _put)
+        self._replace(cls, "_get", _get)
+
+    def uninstall(self) -> None:
+        while self._patched:
+            owner, name, value = self._patched.pop()
+            setattr(owner, name, value)
+
+    # -- a queue is created -------------------------------------------------------------------
+
+    def _created(self, instance: Any) -> None:
+        setattr(instance, ATTRIBUTE, None)
+        frame = _creating_frame(instance)
+        if frame is None or not self.selects(frame):
+            return
+        file, line = frame.f_code.co_filename, frame.f_lineno
+        location = f"{shown_path(file, self.root)}:{line}"
+        match = _ASSIGNED.match(linecache.getline(file, line))
+        kind, order = _kind(instance)
+        site = self.table.site(file, line, match.group(1) if match else location, location, kind)
+        if site is None:
+            return
+        with site.lock:
+            site.created += 1
+            site.capacities.add(getattr(instance, "maxsize", 0) or 0)
+            site.instances.add(instance)
+        weakref.finalize(instance, _collected, site)
+        setattr(instance, ATTRIBUTE, TrackedQueue(site, order))
+
+
+def _collected(site: ChannelSite) -> None:
+    with site.lock:
+        site.closed += 1
+
+
+def _creating_frame(instance: object) -> FrameType | None:
+    """The program's frame that created ``instance``, past any subclass ``__init__``."""
+    frame = sys._getframe(3)  # 0 this, 1 _created, 2 the patched __init__, 3 its caller
+    while frame is not None and frame.f_code.co_name == "__init__":
+        if frame.f_locals.get("self") is not instance:
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    return frame
+
+
+_KINDS = (
+    (asyncio.PriorityQueue, "asyncio.PriorityQueue", "priority"),
+    (asyncio.LifoQueue, "asyncio.LifoQueue", "lifo"),
+    (asyncio.Queue, "asyncio.Queue", "fifo"),
+    (queue.PriorityQueue, "queue.PriorityQueue", "priority"),
+    (queue.LifoQueue, "queue.LifoQueue", "lifo"),
+    (queue.Queue, "queue.Queue", "fifo"),
+)
+
+
+def _kind(instance: object) -> tuple[str, str]:
+    """The queue class a channel is (with the program's own subclass), and its order."""
+    name, order = next(
+        ((name, order) for cls, name, order in _KINDS if isinstance(instance, cls)),
+        ("queue.SimpleQueue", "fifo"),
+    )
+    own = type(instance).__qualname__
+    return (name if name.endswith("." + own) else f"{name} ({own})"), order
+
+
+def _simple_queue_class(created: Callable[[Any], None]) -> type:
+    base: type = queue.SimpleQueue
+
+    class SimpleQueue(base):  # type: ignore[misc]
+        __doc__ = base.__doc__
+
+        def __init__(self) -> None:
+            super().__init__()
+            created(self)
+
+        def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+            super().put(item, block, timeout)
+            tracked = getattr(self, ATTRIBUTE, None)
+            if tracked is not None:
+                tracked.sent(item, self.qsize())
+
+        def put_nowait(self, item: Any) -> None:
+            self.put(item, False)
+
+        def get(self, block: bool = True, timeout: float | None = None) -> Any:
+            item = super().get(block, timeout)
+            tracked = getattr(self, ATTRIBUTE, None)
+            if tracked is not None:
+                tracked.received(item)
+            return item
+
+        def get_nowait(self) -> Any:
+            return self.get(False)
+
+    SimpleQueue.__module__ = base.__module__
+    SimpleQueue.__qualname__ = "SimpleQueue"
+    return SimpleQueue

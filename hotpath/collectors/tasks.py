@@ -1,0 +1,139 @@
+"""Futures: asyncio tasks, however they are created, with no code changes.
+
+Every path to a task (``create_task``, ``gather``, ``ensure_future``, ``TaskGroup``,
+``asyncio.run``, eager task factories) ends in ``asyncio.tasks.Task(...)``, looked up when it
+is called: hotpath puts a subclass of the C Task there, so ``isinstance`` and ``repr`` stay as
+they were. It records the task, and leaves its figures to the timing collector, which already
+follows the coroutine's frame: it is told which frame belongs to which task (``watchers``), and
+counts the task's steps and running time as they happen.
+
+Only tasks whose coroutine function the filter selects are recorded: hotpath's own server and
+the program's libraries are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.tasks
+import os
+import sys
+import time
+import weakref
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any
+
+from hotpath.filters import shown_path
+from hotpath.store.futures import FutureTable, TaskRecord
+
+Selects = Callable[[str, str], bool]  # (module.qualname, file) -> timed?
+
+_ASYNCIO_DIR = os.path.join(os.path.dirname(asyncio.__file__), "")
+
+
+class TaskCollector:
+    def __init__(self, table: FutureTable, selects: Selects, main_name: str, root: str) -> None:
+        self.table = table
+        self.selects = selects
+        self.main_name = main_name
+        self.root = root
+        # id(coroutine frame) -> its task, until the timing collector sees the frame start.
+        self.watchers: dict[int, TaskRecord] = {}
+        self._original: type | None = None
+
+    def install(self) -> None:
+        original: type = asyncio.tasks.Task
+        self._original = original
+        created = self._created
+
+        class Task(original):  # type: ignore[misc]
+            __doc__ = original.__doc__
+
+            def __init__(self, coro: Any, *args: Any, **kwargs: Any) -> None:
+                record = created(coro)
+                super().__init__(coro, *args, **kwargs)
+                if record is not None:
+                    record.name = self.get_name()
+                    record.task = weakref.ref(self, record.group_collected)
+                    self.add_done_callback(record.group_done)
+
+        Task.__module__ = original.__module__
+        Task.__qualname__ = original.__qualname__
+        setattr(asyncio.tasks, "Task", Task)  # noqa: B010 - typeshed's Task is generic
+        setattr(asyncio, "Task", Task)  # noqa: B010
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            setattr(asyncio.tasks, "Task", self._original)  # noqa: B010
+            setattr(asyncio, "Task", self._original)  # noqa: B010
+
+    def _created(self, coro: object) -> _Record | None:
+        code: CodeType | None = getattr(coro, "cr_code", None)
+        frame: FrameType | None = getattr(coro, "cr_frame", None)
+        if code is None or frame is None:
+            return None  # not a coroutine, or one already finished
+        module = frame.f_globals.get("__name__", "")
+        if module == "__main__":
+            module = self.main_name
+        name = f"{module}.{code.co_qualname}"
+        if not self.selects(name, code.co_filename):
+            return None
+        location = f"{shown_path(code.co_filename, self.root)}:{code.co_firstlineno}"
+        group = self.table.group(code.co_filename, code.co_firstlineno, name, location)
+        if group is None:
+            return None
+        record = _Record(
+            self.table.next_task_id(), group, "", _created_at(self.root), time.perf_counter_ns()
+        )
+        with group.lock:
+            group.created += 1
+            group.live[record.id] = record
+        key = id(frame)
+        self.watchers[key] = record
+        record.forget = lambda: self.watchers.pop(key, None)  # a task that never started
+        return record
+
+
+class _Record(TaskRecord):
+    """A task record with the callbacks its task calls: when done, and when collected."""
+
+    __slots__ = ("forget",)
+
+    forget: Callable[[], object]
+
+    def group_done(self, task: Any) -> None:
+        now = time.perf_counter_ns()
+        self.forget()
+        if task.cancelled():
+            state, outcome = "cancelled", "CancelledError"
+        else:
+            # _exception, not exception(): that would mark it retrieved and silence asyncio's
+            # "exception was never retrieved" warning.
+            error = getattr(task, "_exception", None)
+            if error is not None:
+                state, outcome = "failed", type(error).__name__
+            else:
+                state, outcome = "done", type(getattr(task, "_result", None)).__name__
+        group = self.group
+        with group.lock:
+            self.state, self.outcome, self.done_ns = state, outcome, now
+            group.finished(self)
+
+    def group_collected(self, _reference: object) -> None:
+        self.forget()
+        group = self.group
+        with group.lock:
+            if group.live.pop(self.id, None) is not None:
+                group.collected_unfinished += 1
+
+
+def _created_at(root: str) -> str:
+    """Where the program asked for the task: the first frame outside asyncio and hotpath."""
+    frame: FrameType | None = sys._getframe(3)
+    own = os.path.join(os.path.dirname(os.path.dirname(__file__)), "")
+    while frame is not None:
+        file = frame.f_code.co_filename
+        if not file.startswith((_ASYNCIO_DIR, own)):
+            return f"{shown_path(file, root)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "unknown"
