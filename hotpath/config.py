@@ -170,7 +170,8 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
         report=report,
         output=check_output(output) if output else None,
         mcp=mcp,
-        mcp_port=parse_int(port, "MCP port", 1, 65535) if port else defaults.mcp_port,
+        # 0 asks the OS for a free port; the line printed at start-up names the one it gave.
+        mcp_port=parse_int(port, "MCP port", 0, 65535) if port else defaults.mcp_port,
         mcp_token=parse_token(token) if token is not None else None,
         keep_serving=options.keep_serving,
         alloc=alloc,

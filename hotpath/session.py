@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from types import FrameType
 from typing import IO, Protocol
 
@@ -29,9 +30,12 @@ from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
 from hotpath.collectors.timing import TimingCollector
 from hotpath.config import Config
+from hotpath.dependencies import REPORT, SAMPLER, SERVER, shadowed
 from hotpath.filters import FunctionFilter, own_dirs, qualified_name
 from hotpath.store import RunInfo, Store
-from hotpath.views import report, shapes
+from hotpath.views import shapes
+
+FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
 
 
 class Server(Protocol):
@@ -94,21 +98,33 @@ class Session:
         self.err.reconfigure(line_buffering=True)
         self.server: Server | None = None
         self._exit_signal: int | None = None
+        self._fork_filter: object | None = None
+        self._plain_report = False
         self._finished = threading.Lock()
 
     def run(self) -> None:
         """Run the program; always ends by raising SystemExit, like the interpreter would."""
-        if self.config.mcp:
+        mcp = self.config.mcp and not self._shadows(SERVER, "the MCP server is off")
+        sample = not self._shadows(SAMPLER, "threads and process figures are off")
+        self._plain_report = bool(self._shadows(REPORT, "the report is printed as JSON"))
+        if mcp:
             self._start_server()
         atexit.register(self._finish)
-        os.register_at_fork(after_in_child=self._forget_in_child)
+        os.register_at_fork(
+            before=self._before_fork,
+            after_in_parent=self._after_fork_in_parent,
+            after_in_child=self._forget_in_child,
+        )
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         hotpath._gauges = self.store.gauges
         self.loops.install()
         self.channels.install()
         self.tasks.install()
-        self.sampler.start()
+        if sample:
+            if self.memory is not None:
+                self.sampler.prepare()  # before tracemalloc starts: see MemoryCollector
+            self.sampler.start()
         launcher.install(self.program)
         if self.memory is not None:
             self.memory.start()
@@ -127,10 +143,24 @@ class Session:
             self._print_exception(error)
             raise SystemExit(1) from None
 
+    def _shadows(self, modules: frozenset[str], consequence: str) -> list[str]:
+        """The program's own modules named like ones hotpath needs: hotpath must not replace
+        them (see hotpath.dependencies), so it does without."""
+        found = shadowed(self.program.path0, modules)
+        if found:
+            names = ", ".join(found)
+            self.err.write(
+                f"[hotpath] warning: the program has its own {names} module(s); {consequence}, "
+                "so that hotpath does not replace them\n"
+            )
+        return found
+
     def _start_server(self) -> None:
         from hotpath.views.mcp_server import start_server
 
-        self.server = start_server(self.store, self.config, self.err)
+        # With --alloc the server's libraries are imported now, before tracemalloc starts:
+        # imported later, beside the program, they would be counted as its allocations.
+        self.server = start_server(self.store, self.config, self.err, prepare_now=self.config.alloc)
 
     @staticmethod
     def _print_exception(error: BaseException) -> None:
@@ -143,7 +173,24 @@ class Session:
         self._exit_signal = signum
         self._finish()
 
+    def _before_fork(self) -> None:
+        """Python 3.12 warns when a multi-threaded process forks. hotpath's own threads must
+        not make a single-threaded program see that warning; the program's threads still do."""
+        own = self.store.own_idents
+        if all(t.ident in own or t is threading.main_thread() for t in threading.enumerate()):
+            warnings.filterwarnings("ignore", message=FORK_WARNING, category=DeprecationWarning)
+            self._fork_filter = warnings.filters[0]
+
+    def _after_fork_in_parent(self) -> None:
+        if self._fork_filter is not None:
+            filters: list[object] = warnings.filters  # type: ignore[assignment]
+            with contextlib.suppress(ValueError):
+                filters.remove(self._fork_filter)
+            warnings._filters_mutated()  # type: ignore[attr-defined]  # as resetwarnings() does
+            self._fork_filter = None
+
     def _forget_in_child(self) -> None:
+        self._after_fork_in_parent()
         # A forked child carries a copy of the data and no server thread: the parent reports.
         self._finished.acquire(blocking=False)
 
@@ -181,10 +228,12 @@ class Session:
                 with open(config.output, "w", encoding="utf-8") as handle:
                     json.dump(data, handle, indent=2)
                     handle.write("\n")
-            if config.report == "json":
+            if config.report == "json" or (config.report == "table" and self._plain_report):
                 json.dump(data, self.err, indent=2)
                 self.err.write("\n")
             elif config.report == "table":
+                from hotpath.views import report  # rich is imported only now, when it is needed
+
                 report.render(data, self.err, config.limit)
         except OSError as error:
             self.err.write(f"[hotpath] could not write the report: {error}\n")

@@ -138,7 +138,7 @@ def test_report_is_written_on_sigterm_and_the_exit_status_is_python_s(
         ),
         (
             ("--mcp-port", "70000", "show.py"),
-            "hotpath: MCP port must be between 1 and 65535, got 70000\n",
+            "hotpath: MCP port must be between 0 and 65535, got 70000\n",
         ),
         (
             ("--output", "/nonexistent/dir/r.json", "show.py"),

@@ -40,7 +40,7 @@ from typing import Any
 
 from hotpath.collectors.timing import EVENTS, Activation, Callbacks, TimingCollector
 from hotpath.store.functions import (
-    CallMemory,
+    PendingMemory,
     RecordMemory,
     ThreadMemory,
     ThreadRecord,
@@ -50,6 +50,7 @@ from hotpath.store.memory import MemoryTable, SiteSnapshot
 
 # Events after which a call may have finished (PY_YIELD only suspends one).
 _FINISHING = frozenset({EVENTS.PY_RETURN, EVENTS.PY_UNWIND})
+_NOTHING = object()  # "no third argument": PY_START and PY_RESUME have two
 
 
 class MemoryCollector:
@@ -84,17 +85,21 @@ class MemoryCollector:
         """Close the current window and attribute it to ``state``'s thread, if it is its own.
 
         Call ``reopen`` when hotpath's own work for the event is done: what hotpath allocates
-        between the two falls in no window, so it is never counted as the program's.
+        between the two falls in no window, so it is never counted as the program's. Every
+        object made here is traced too, so the common case, a window in which nothing
+        changed, makes none.
         """
         current, peak = tracemalloc.get_traced_memory()
-        if self._carried_peak:
-            peak = max(peak, self._carried_peak)
-            self._carried_peak = 0
         before = self._last_traced
         seen_by = self._last_state
         # Closed now: a thread that runs while this one is in a callback opens its own.
         self._last_traced = current
         self._last_state = state
+        if current == before and peak == before and not self._carried_peak:
+            return
+        if self._carried_peak:
+            peak = max(peak, self._carried_peak)
+            self._carried_peak = 0
         delta = current - before
         if seen_by is not state:
             self.table.add_unattributed(delta)
@@ -102,14 +107,14 @@ class MemoryCollector:
         memory = state.memory
         if memory is None:
             memory = state.memory = ThreadMemory()
-        high = memory.net + (peak - before)  # this thread's high-water mark in the window
+        if memory.highs and peak > before:
+            high = memory.allocated - memory.freed + (peak - before)  # the window's high water
+            if high > memory.highs[-1]:
+                memory.highs[-1] = high
         if delta >= 0:
             memory.allocated += delta
         else:
             memory.freed -= delta
-        frames = memory.frames
-        if frames and high > frames[-1][2]:
-            frames[-1][2] = high
         stack = state.stack
         if stack:
             top = stack[-2]
@@ -169,24 +174,34 @@ class MemoryCollector:
         closed = self._closed
         own_idents = self.own_idents
         get_ident = threading.get_ident
+        nothing = _NOTHING
 
-        def wrapped(code: Any, offset: int, *rest: Any) -> Any:
+        # One signature for the 2- and 3-argument events: *args would make a tuple per event.
+        def wrapped(code: Any, offset: int, argument: Any = nothing) -> Any:
             if get_ident() in own_idents:
                 # hotpath's threads see code for the first time too (then it is DISABLEd):
                 # closing the program's window there would make its allocations unattributed.
-                return callback(code, offset, *rest)
-            state = state_of_thread()
-            observe(state)
-            stack = state.stack
-            depth = len(stack)
-            top = stack[-2] if depth else None
-            result = callback(code, offset, *rest)
-            change = len(stack) - depth
-            if change > 0:
-                opened(state)
-            elif change < 0:
-                closed(state, top, -change // 2, finishing)
-            reopen(state)
+                if argument is nothing:
+                    return callback(code, offset)
+                return callback(code, offset, argument)
+            try:
+                state = state_of_thread()
+                observe(state)
+                stack = state.stack
+                depth = len(stack)
+                top = stack[-2] if depth else None
+                if argument is nothing:
+                    result = callback(code, offset)
+                else:
+                    result = callback(code, offset, argument)
+                after = len(stack)
+                if after > depth:
+                    opened(state)
+                elif after < depth:
+                    closed(state, top, (depth - after) // 2, finishing)
+                reopen(state)
+            except RecursionError:
+                return None  # as in the timing callbacks: never the program's traceback
             return result
 
         return wrapped
@@ -196,26 +211,33 @@ class MemoryCollector:
         memory = state.memory
         if memory is None:
             memory = state.memory = ThreadMemory()
-        memory.frames.append([memory.allocated, memory.freed, memory.net])
+        memory.started_allocated.append(memory.allocated)
+        memory.started_freed.append(memory.freed)
+        memory.highs.append(memory.allocated - memory.freed)
 
     @staticmethod
     def _closed(state: ThreadState, top: object, count: int, finishing: bool) -> None:
         memory = state.memory
-        if memory is None or not memory.frames:
+        if memory is None or not memory.highs:
             return
-        frames = memory.frames
+        highs = memory.highs
         if count > 1:  # the timing stack resynchronised: no figures for what it dropped
-            del frames[max(0, len(frames) - count) :]
+            keep = max(0, len(highs) - count)
+            del highs[keep:], memory.started_allocated[keep:], memory.started_freed[keep:]
             return
-        allocated_at, freed_at, high = frames.pop()
-        high = max(high, memory.net)
-        if frames and high > frames[-1][2]:
-            frames[-1][2] = high  # the caller's high-water mark includes its callee's
+        allocated_at = memory.started_allocated.pop()
+        freed_at = memory.started_freed.pop()
+        high = highs.pop()
+        net = memory.allocated - memory.freed
+        if net > high:
+            high = net
+        if highs and high > highs[-1]:
+            highs[-1] = high  # the caller's high-water mark includes its callee's
         allocated = memory.allocated - allocated_at
         freed = memory.freed - freed_at
         peak = high - (allocated_at - freed_at)
         if isinstance(top, ThreadRecord):
-            _finish(top, CallMemory(allocated, freed, peak, nested=top.depth > 0))
+            _finish(top, (allocated, freed, peak, top.depth > 0))
         elif isinstance(top, Activation):
             # A generator's call spans its segments: running sums until it finishes.
             so_far = top.memory or (0, 0, 0)
@@ -224,10 +246,10 @@ class MemoryCollector:
             top.memory = total
             if finishing:
                 nested = any(entry.info is top.info for entry in state.stack[::2])  # type: ignore[attr-defined]
-                _finish(top.record, CallMemory(*total, nested=nested))
+                _finish(top.record, (*total, nested))
 
 
-def _finish(record: ThreadRecord, call: CallMemory) -> None:
+def _finish(record: ThreadRecord, call: PendingMemory) -> None:
     own = record.memory
     if own is None:
         own = record.memory = RecordMemory()

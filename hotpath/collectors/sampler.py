@@ -62,6 +62,15 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._process_cpu: tuple[float, int] | None = None  # cpu seconds, perf ns
         self._gc_before = [(0, 0)] * 3
+        self._process: psutil.Process | None = None
+
+    def prepare(self) -> None:
+        """Import psutil; in the sampler's thread unless called before (--alloc does, so that
+        tracemalloc never counts the import as the program's)."""
+        if self._process is None:
+            import psutil
+
+            self._process = psutil.Process()
 
     def start(self) -> None:
         self._thread.start()
@@ -73,9 +82,9 @@ class Sampler:
 
     def _run(self) -> None:
         self.store.mark_own_thread()
-        import psutil  # imported here: the program's first line must not wait for it
-
-        process = psutil.Process()
+        self.prepare()  # here, not before: the program's first line must not wait for psutil
+        process = self._process
+        assert process is not None
         self._sample_safely(process)
         while not self._stop.wait(self.interval_s):
             self._sample_safely(process)

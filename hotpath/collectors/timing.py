@@ -229,6 +229,10 @@ class TimingCollector:
         watchers = self._watchers
         streams = self._streams
 
+        # Every callback gives up on RecursionError: at the program's recursion limit hotpath's
+        # own calls fail first, and that error must not surface in the program's traceback.
+        # The event is lost; the stack resynchronises at the next matching end.
+
         # Frames between a callback and the code its event is about: one more when the
         # allocation collector wraps the callbacks.
         caller = 2 if wrapped else 1
@@ -250,22 +254,25 @@ class TimingCollector:
 
         def on_start(code: CodeType, offset: int) -> object:
             try:
-                state: ThreadState = local.state
-            except AttributeError:
-                state = new_thread_state()
-            record = state.records.get(id(code))
-            if record is None:
-                record = record_for(state, code, event_frame(code, caller))
+                try:
+                    state: ThreadState = local.state
+                except AttributeError:
+                    state = new_thread_state()
+                record = state.records.get(id(code))
                 if record is None:
-                    return DISABLE
-            if record.gen:
-                open_activation(state, record, event_frame(code, caller))
+                    record = record_for(state, code, event_frame(code, caller))
+                    if record is None:
+                        return DISABLE
+                if record.gen:
+                    open_activation(state, record, event_frame(code, caller))
+                    return None
+                record.depth += 1
+                stack = state.stack
+                stack.append(record)
+                stack.append(clock())
                 return None
-            record.depth += 1
-            stack = state.stack
-            stack.append(record)
-            stack.append(clock())
-            return None
+            except RecursionError:
+                return None  # at the recursion limit: no room for hotpath
 
         def open_activation(
             state: ThreadState, record: ThreadRecord, frame: FrameType | None
@@ -288,31 +295,34 @@ class TimingCollector:
             state.stack.append(now)
 
         def on_return(code: CodeType, offset: int, value: object) -> object:
-            now = clock()
             try:
-                state: ThreadState = local.state
-            except AttributeError:
-                state = new_thread_state()
-            stack = state.stack
-            if not stack or stack[-2].code is not code:  # type: ignore[attr-defined]
-                return unmatched_end(state, code, now)
-            started: int = stack.pop()  # type: ignore[assignment]
-            entry = stack.pop()
-            if entry.gen:  # type: ignore[attr-defined]
-                return close_activation(state, entry, now, started)  # type: ignore[arg-type]
-            record: ThreadRecord = entry  # type: ignore[assignment]
-            duration = now - started
-            buf = record.buf
-            if len(buf) >= flush_at:
-                flush(record)
-            buf.append(duration)
-            record.ends.append(now)
-            record.depth -= 1
-            if not record.depth:
-                record.total_ns += duration
-            if stack:
-                stack[-2].child_ns += duration  # type: ignore[attr-defined]
-            return record
+                now = clock()
+                try:
+                    state: ThreadState = local.state
+                except AttributeError:
+                    state = new_thread_state()
+                stack = state.stack
+                if not stack or stack[-2].code is not code:  # type: ignore[attr-defined]
+                    return unmatched_end(state, code, now)
+                started: int = stack.pop()  # type: ignore[assignment]
+                entry = stack.pop()
+                if entry.gen:  # type: ignore[attr-defined]
+                    return close_activation(state, entry, now, started)  # type: ignore[arg-type]
+                record: ThreadRecord = entry  # type: ignore[assignment]
+                duration = now - started
+                buf = record.buf
+                if len(buf) >= flush_at:
+                    flush(record)
+                buf.append(duration)
+                record.ends.append(now)
+                record.depth -= 1
+                if not record.depth:
+                    record.total_ns += duration
+                if stack:
+                    stack[-2].child_ns += duration  # type: ignore[attr-defined]
+                return record
+            except RecursionError:
+                return None  # at the recursion limit: no room for hotpath
 
         def unmatched_end(state: ThreadState, code: CodeType, now: int) -> object:
             """An end whose start is not on top of this thread's stack."""
@@ -357,13 +367,16 @@ class TimingCollector:
             return record
 
         def on_unwind(code: CodeType, offset: int, exception: BaseException) -> None:
-            # Never DISABLE from PY_UNWIND: sys.monitoring raises and removes the callback.
-            stack = state_of_thread().stack
-            if stack and stack[-2].code is code and stack[-2].gen:  # type: ignore[attr-defined]
-                stack[-2].error = type(exception).__name__  # type: ignore[attr-defined]
-            record = on_return(code, offset, None)
-            if isinstance(record, ThreadRecord) and record.ends:
-                record.failed[record.ends[-1]] = type(exception).__name__
+            try:
+                # Never DISABLE from PY_UNWIND: sys.monitoring raises and removes the callback.
+                stack = state_of_thread().stack
+                if stack and stack[-2].code is code and stack[-2].gen:  # type: ignore[attr-defined]
+                    stack[-2].error = type(exception).__name__  # type: ignore[attr-defined]
+                record = on_return(code, offset, None)
+                if isinstance(record, ThreadRecord) and record.ends:
+                    record.failed[record.ends[-1]] = type(exception).__name__
+            except RecursionError:
+                return None  # at the recursion limit: no room for hotpath
 
         def resume(code: CodeType, frame: FrameType | None) -> object:
             state = state_of_thread()
@@ -382,27 +395,36 @@ class TimingCollector:
             return None
 
         def on_resume(code: CodeType, offset: int) -> object:
-            return resume(code, event_frame(code, caller))
+            try:
+                return resume(code, event_frame(code, caller))
+            except RecursionError:
+                return None  # at the recursion limit: no room for hotpath
 
         def on_throw(code: CodeType, offset: int, exception: BaseException) -> None:
-            resume(code, event_frame(code, caller))  # like PY_UNWIND, PY_THROW never DISABLEs
+            try:
+                resume(code, event_frame(code, caller))  # like PY_UNWIND, PY_THROW never DISABLEs
+            except RecursionError:
+                return None  # at the recursion limit: no room for hotpath
 
         def on_yield(code: CodeType, offset: int, value: object) -> object:
-            now = clock()
-            stack = state_of_thread().stack
-            if not stack or stack[-2].code is not code:  # type: ignore[attr-defined]
-                return DISABLE if info_for(code, event_frame(code, caller)) is None else None
-            resumed: int = stack.pop()  # type: ignore[assignment]
-            activation: Activation = stack.pop()  # type: ignore[assignment]
-            running = now - resumed
-            activation.active_ns += running
-            if stack:
-                stack[-2].child_ns += running  # type: ignore[attr-defined]
-            if activation.watcher is not None:
-                activation.watcher.active_ns = activation.active_ns
-            if activation.stream is not None:
-                streams.yielded(activation.stream, value)  # type: ignore[union-attr]
-            return None
+            try:
+                now = clock()
+                stack = state_of_thread().stack
+                if not stack or stack[-2].code is not code:  # type: ignore[attr-defined]
+                    return DISABLE if info_for(code, event_frame(code, caller)) is None else None
+                resumed: int = stack.pop()  # type: ignore[assignment]
+                activation: Activation = stack.pop()  # type: ignore[assignment]
+                running = now - resumed
+                activation.active_ns += running
+                if stack:
+                    stack[-2].child_ns += running  # type: ignore[attr-defined]
+                if activation.watcher is not None:
+                    activation.watcher.active_ns = activation.active_ns
+                if activation.stream is not None:
+                    streams.yielded(activation.stream, value)  # type: ignore[union-attr]
+                return None
+            except RecursionError:
+                return None  # at the recursion limit: no room for hotpath
 
         return {
             EVENTS.PY_START: on_start,

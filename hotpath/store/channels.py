@@ -9,7 +9,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotpath.store.histogram import bucket_counts
+from hotpath.store.histogram import add_buckets
 
 RECENT_WINDOW_NS = 10 * 10**9  # "recent" rates cover the last 10 seconds
 RECENT_KEPT = 4096  # timestamps kept for recent rates
@@ -52,7 +52,7 @@ class ChannelSite:
     def fold_delays(self) -> None:
         """Move pending delays into the histogram; the caller holds ``lock``."""
         if self.delays:
-            self.delay_buckets.update(bucket_counts(self.delays))
+            add_buckets(self.delay_buckets, self.delays)
             self.delay_count += len(self.delays)
             self.delay_total_ns += sum(self.delays)
             self.delays = []

@@ -9,17 +9,16 @@ in-flight calls of every thread. When a thread ends, its records are merged into
 
 from __future__ import annotations
 
-import heapq
 import threading
 import weakref
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 from types import CodeType
 from typing import Literal
 
-from hotpath.store.histogram import bucket_counts, percentiles
+from hotpath.store.histogram import add_buckets, percentiles
 
 FunctionKind = Literal["function", "generator", "coroutine", "async_generator"]
 Outcome = str | None  # None: returned; otherwise the exception type's name
@@ -69,11 +68,15 @@ class CallMemory:
     allocated: int  # growth of traced memory, summed over the intervals of the call
     freed: int  # shrinkage, likewise
     peak: int  # highest traced memory during the call, above where it started
-    nested: bool  # inside another call of the same function: its totals already count it
 
     @property
     def net(self) -> int:
         return self.allocated - self.freed
+
+
+# A call's figures as the event path records them: a plain tuple, since under tracemalloc
+# every object hotpath makes costs a trace. Made into CallMemory when folded.
+PendingMemory = tuple[int, int, int, bool]  # allocated, freed, peak, nested
 
 
 class RecordMemory:
@@ -84,19 +87,22 @@ class RecordMemory:
     def __init__(self) -> None:
         self.self_allocated = 0  # while this function itself was running (not its callees)
         self.self_freed = 0
-        self.pending: dict[int, CallMemory] = {}  # end timestamp -> the call's figures
+        self.pending: dict[int, PendingMemory] = {}  # end timestamp -> the call's figures
 
 
 class ThreadMemory:
-    """One thread's running memory figures; ``frames`` follows the timing stack."""
+    """One thread's running memory figures; the three lists follow the timing stack."""
 
-    __slots__ = ("allocated", "frames", "freed")
+    __slots__ = ("allocated", "freed", "highs", "started_allocated", "started_freed")
 
     def __init__(self) -> None:
         self.allocated = 0
         self.freed = 0
-        # Per call in progress: [allocated, freed at its start, high-water net so far].
-        self.frames: list[list[int]] = []
+        # Per call in progress: allocated and freed at its start, its high-water net so far.
+        # Parallel lists of existing ints: pushing a call makes no new object.
+        self.started_allocated: list[int] = []
+        self.started_freed: list[int] = []
+        self.highs: list[int] = []
 
     @property
     def net(self) -> int:
@@ -115,16 +121,16 @@ class MemoryTotals:
     peak_max: int = 0
     buckets: Counter[int] = field(default_factory=Counter)  # per-call allocated bytes
 
-    def add_calls(self, calls: Iterable[CallMemory]) -> None:
+    def add_calls(self, calls: Iterable[PendingMemory]) -> None:
         sizes = []
-        for call in calls:
+        for allocated, freed, peak, nested in calls:
             self.calls += 1
-            if not call.nested:
-                self.allocated += call.allocated
-                self.freed += call.freed
-            self.peak_max = max(self.peak_max, call.peak)
-            sizes.append(call.allocated)
-        self.buckets.update(bucket_counts(sizes))
+            if not nested:
+                self.allocated += allocated
+                self.freed += freed
+            self.peak_max = max(self.peak_max, peak)
+            sizes.append(allocated)
+        add_buckets(self.buckets, sizes)
 
     def merge(self, other: MemoryTotals) -> None:
         self.calls += other.calls
@@ -134,6 +140,24 @@ class MemoryTotals:
         self.self_freed += other.self_freed
         self.peak_max = max(self.peak_max, other.peak_max)
         self.buckets.update(other.buckets)
+
+
+@dataclass(slots=True, frozen=True)
+class CallBatch:
+    """The newest calls of one fold, kept raw: a fold makes two list slices, not a record per
+    call. Records are made when a view reads them (``Totals.recent_calls``)."""
+
+    ends: list[int]
+    durations: list[int]
+    failed: dict[int, str]
+    memory: dict[int, PendingMemory]
+    thread: ThreadIdentity
+
+    def records(self) -> Iterator[CallRecord]:
+        for end, duration in zip(self.ends, self.durations, strict=True):
+            call = self.memory.get(end)
+            figures = CallMemory(*call[:3]) if call is not None else None
+            yield CallRecord(end, duration, self.thread, self.failed.get(end), figures)
 
 
 @dataclass(slots=True)
@@ -153,10 +177,7 @@ class Totals:
     error_types: Counter[str] = field(default_factory=Counter)
     buckets: Counter[int] = field(default_factory=Counter)
     memory: MemoryTotals = field(default_factory=lambda: MemoryTotals())
-    log: deque[CallRecord] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.log = deque(maxlen=self.log_limit)
+    batches: list[CallBatch] = field(default_factory=list)  # the newest calls, raw
 
     def add_calls(
         self,
@@ -164,7 +185,7 @@ class Totals:
         ends: list[int],
         failed: dict[int, str],
         thread: ThreadIdentity,
-        memory: dict[int, CallMemory],
+        memory: dict[int, PendingMemory],
     ) -> None:
         self.memory.add_calls(memory.values())
         if not durations:
@@ -174,12 +195,16 @@ class Totals:
         self.max_ns = max(self.max_ns, high)
         self.completed += len(durations)
         self.all_ns += sum(durations)
-        self.buckets.update(bucket_counts(durations))
+        add_buckets(self.buckets, durations)
         self.errors += len(failed)
         self.error_types.update(failed.values())
-        keep = -self.log_limit if self.log_limit else len(durations)
-        for end, duration in zip(ends[keep:], durations[keep:], strict=True):
-            self.log.append(CallRecord(end, duration, thread, failed.get(end), memory.get(end)))
+        if self.log_limit:
+            keep = -self.log_limit
+            self.batches.append(CallBatch(ends[keep:], durations[keep:], failed, memory, thread))
+            # One thread's batches are in time order: drop the oldest while enough remain.
+            kept = sum(len(batch.ends) for batch in self.batches)
+            while kept - len(self.batches[0].ends) >= self.log_limit:
+                kept -= len(self.batches.pop(0).ends)
 
     def merge(self, other: Totals) -> None:
         if other.completed:
@@ -195,9 +220,40 @@ class Totals:
         self.error_types.update(other.error_types)
         self.buckets.update(other.buckets)
         self.memory.merge(other.memory)
-        # Each side is in time order; merging keeps the newest ``log_limit`` calls overall.
-        merged = heapq.merge(self.log, other.log, key=attrgetter("end_ns"))
-        self.log = deque(merged, maxlen=self.log_limit)
+        self.batches.extend(other.batches)
+
+    def compact(self) -> None:
+        """Keep only the newest ``log_limit`` calls, whatever threads they came from."""
+        newest = self.recent_calls(self.log_limit)
+        if not newest:
+            self.batches = []
+            return
+        failed = {r.end_ns: r.outcome for r in newest if r.outcome is not None}
+        memory = {
+            r.end_ns: (r.memory.allocated, r.memory.freed, r.memory.peak, False)
+            for r in newest
+            if r.memory is not None
+        }
+        # Calls from several threads: one batch per thread keeps each call's thread.
+        by_thread: dict[int, list[CallRecord]] = {}
+        for record in newest:
+            by_thread.setdefault(id(record.thread), []).append(record)
+        self.batches = [
+            CallBatch(
+                [r.end_ns for r in records],
+                [r.duration_ns for r in records],
+                failed,
+                memory,
+                records[0].thread,
+            )
+            for records in by_thread.values()
+        ]
+
+    def recent_calls(self, limit: int) -> list[CallRecord]:
+        """The newest ``limit`` calls, oldest first."""
+        records = [record for batch in self.batches for record in batch.records()]
+        records.sort(key=attrgetter("end_ns"))
+        return records[-limit:] if limit else []
 
     def copy(self) -> Totals:
         clone = Totals(self.log_limit)
@@ -252,7 +308,7 @@ class ThreadRecord:
         del self.buf[:count]
         del self.ends[:count]
 
-    def _take_memory(self) -> dict[int, CallMemory]:
+    def _take_memory(self) -> dict[int, PendingMemory]:
         memory = self.memory
         if memory is None:
             return {}
@@ -382,6 +438,7 @@ class FunctionTable:
                 record.fold_pending()
                 info = record.info
                 info.retired.merge(record.view())
+                info.retired.compact()
                 info.records.remove(record)
             state.records.clear()
 

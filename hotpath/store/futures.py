@@ -8,7 +8,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotpath.store.histogram import bucket_counts
+from hotpath.store.histogram import add_buckets
 
 
 class TaskRecord:
@@ -85,8 +85,8 @@ class FutureGroup:
             self.outcomes[record.outcome] += 1
         self.polls += record.polls
         wall = (record.done_ns or record.created_ns) - record.created_ns
-        self.active_buckets.update(bucket_counts([record.active_ns]))
-        self.wall_buckets.update(bucket_counts([wall]))
+        add_buckets(self.active_buckets, [record.active_ns])
+        add_buckets(self.wall_buckets, [wall])
         self.active_total_ns += record.active_ns
         self.wall_total_ns += wall
         self.active_max_ns = max(self.active_max_ns, record.active_ns)

@@ -7,7 +7,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from hotpath.store.channels import RECENT_KEPT
-from hotpath.store.histogram import bucket_counts
+from hotpath.store.histogram import add_buckets
 
 
 @dataclass(slots=True, frozen=True)
@@ -45,7 +45,7 @@ class Stream:
     def fold_gaps(self) -> None:
         """Caller holds ``lock``."""
         if self.gaps:
-            self.gap_buckets.update(bucket_counts(self.gaps))
+            add_buckets(self.gap_buckets, self.gaps)
             self.gap_count += len(self.gaps)
             self.gap_total_ns += sum(self.gaps)
             self.gaps = []

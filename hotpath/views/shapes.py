@@ -99,7 +99,7 @@ def function_timing_logs(store: Store, function_name: str, limit: int) -> JSON:
     stats = store.functions.snapshot(store.now_ns())
     chosen = find([s.info for s in stats], function_name, "function")
     totals = next(s.totals for s in stats if s.info is chosen)
-    recent = list(totals.log)[-limit:]
+    recent = totals.recent_calls(limit)
     recent.reverse()
     return {
         "function": {"id": chosen.id, "name": chosen.name, "location": chosen.location},
@@ -269,7 +269,8 @@ def function_alloc_logs(store: Store, function_name: str, limit: int) -> JSON:
     stats = store.functions.snapshot(store.now_ns())
     chosen = find([s.info for s in stats], function_name, "function")
     totals = next(s.totals for s in stats if s.info is chosen)
-    recent = [record for record in totals.log if record.memory is not None][-limit:]
+    calls = totals.recent_calls(store.functions.log_limit)
+    recent = [record for record in calls if record.memory is not None][-limit:]
     recent.reverse()
     logs = []
     for record in recent:

@@ -1,0 +1,443 @@
+"""hotpath's benchmarks: its cost against bare python and its peers, side by side in one run.
+
+    python benchmarks/run.py [--quick] [--rounds N] [--only overhead,startup,mcp,memory]
+
+Every ratio is measured in one run, alternating the commands round by round after a warm-up
+round, against the bare run of the same round; the table shows the median ratio and its
+spread (min-max). Workloads time their own work, so interpreter start-up is measured apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WORKLOADS = HERE / "workloads"
+PY = sys.executable
+HOTPATH = [PY, "-m", "hotpath", "run", "--report", "none"]
+
+# The one or two functions a narrow filter keeps, per workload.
+NARROW = {
+    "w1_calls": ["w1_calls.fib"],
+    "w2_mixed": ["w2_mixed.count_words"],
+    "w3_asyncio": ["w3_asyncio.consumer"],
+    "w4_alloc": ["w4_alloc.churn"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("HOTPATH_")}
+
+
+def tools(workload: str) -> dict[str, list[str] | None]:
+    """Command prefixes (before the script); None where a peer is not installed."""
+    narrow = [arg for name in NARROW[workload] for arg in ("--include", name)]
+
+    def has(module: str) -> bool:
+        return subprocess.run([PY, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+    return {
+        "python": [PY],
+        "hotpath": [*HOTPATH, "--mcp-port", "{port}"],
+        "hotpath, 1-2 functions": [*HOTPATH, "--mcp-port", "{port}", *narrow],
+        "hotpath --alloc": [*HOTPATH, "--mcp-port", "{port}", "--alloc"],
+        "tracemalloc(1) alone": [PY, "-X", "tracemalloc=1"],
+        "minimal recorder": [PY, str(HERE / "peers" / "minimal_recorder.py")],
+        "cProfile": [PY, "-m", "cProfile", "-o", os.devnull],
+        "yappi (wall)": [PY, str(HERE / "peers" / "yappi_wall.py")] if has("yappi") else None,
+        "pyinstrument": (
+            [PY, "-m", "pyinstrument", "-o", os.devnull] if has("pyinstrument") else None
+        ),
+    }
+
+
+def run_workload(prefix: list[str], workload: str, scale: int) -> dict[str, Any]:
+    command = [part.replace("{port}", str(free_port())) for part in prefix]
+    result = subprocess.run(
+        [*command, str(WORKLOADS / f"{workload}.py"), str(scale)],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=900,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{command} {workload} failed: {result.stderr[-2000:]}")
+    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def overhead(rounds: int, scale: int) -> dict[str, dict[str, list[float]]]:
+    """Per workload and tool: the ratios to bare python, one per round."""
+    ratios: dict[str, dict[str, list[float]]] = {}
+    for workload in NARROW:
+        commands = {name: cmd for name, cmd in tools(workload).items() if cmd is not None}
+        ratios[workload] = {name: [] for name in commands}
+        seconds: dict[str, list[float]] = {name: [] for name in commands}
+        for round_ in range(rounds + 1):  # round 0 warms caches up and is not counted
+            times = {
+                name: run_workload(cmd, workload, scale)["elapsed_s"]
+                for name, cmd in commands.items()
+            }
+            if round_ == 0:
+                continue
+            for name, elapsed in times.items():
+                seconds[name].append(elapsed)
+                ratios[workload][name].append(elapsed / times["python"])
+        ratios[workload]["_seconds"] = [statistics.median(seconds["python"])]
+        print(f"  {workload}: done", file=sys.stderr)
+    return ratios
+
+
+def per_call_ns(rounds: int, scale: int) -> dict[str, float]:
+    """W1's added cost per Python call: hotpath against the minimal recorder, same rounds."""
+    calls = run_workload([PY], "w1_calls", scale)["calls"]
+    added: dict[str, list[float]] = {"hotpath": [], "minimal recorder": []}
+    commands = {
+        name: cmd for name, cmd in tools("w1_calls").items() if name in added or name == "python"
+    }
+    for round_ in range(rounds + 1):
+        times = {
+            name: run_workload(cmd, "w1_calls", scale)["elapsed_s"]
+            for name, cmd in commands.items()
+        }  # type: ignore[arg-type]
+        if round_:
+            for name in added:
+                added[name].append((times[name] - times["python"]) / calls * 1e9)
+    return {name: statistics.median(values) for name, values in added.items()}
+
+
+def startup(rounds: int) -> dict[str, float]:
+    """Added start-up: whole runs of an empty script, and the delay to the first line."""
+    folder = Path(tempfile.mkdtemp())
+    empty = folder / "empty.py"
+    empty.write_text("")
+    first = folder / "first.py"
+    first.write_text("import time; print(time.time_ns())\n")
+    runs: dict[str, list[float]] = {"python": [], "hotpath": []}
+    first_line: dict[str, list[float]] = {"python": [], "hotpath": []}
+    for _ in range(rounds + 1):
+        for name, prefix in (
+            ("python", [PY]),
+            ("hotpath", [*HOTPATH, "--mcp-port", str(free_port())]),
+        ):
+            started = time.perf_counter()
+            subprocess.run([*prefix, str(empty)], check=True, env=env(), capture_output=True)
+            runs[name].append(time.perf_counter() - started)
+            spawned = time.time_ns()
+            out = subprocess.run(
+                [*prefix, str(first)], check=True, env=env(), capture_output=True, text=True
+            )
+            first_line[name].append((int(out.stdout.split()[0]) - spawned) / 1e6)
+    shutil.rmtree(folder)
+    median = {k: statistics.median(v[1:]) for k, v in runs.items()}
+    delay = {k: statistics.median(v[1:]) for k, v in first_line.items()}
+    return {
+        "python_run_ms": median["python"] * 1000,
+        "hotpath_run_ms": median["hotpath"] * 1000,
+        "python_first_line_ms": delay["python"],
+        "hotpath_first_line_ms": delay["hotpath"],
+        "added_first_line_ms": delay["hotpath"] - delay["python"],
+    }
+
+
+BUSY = """
+import sys, time
+def step(i):
+    return sum(j * j for j in range(200))
+def main(seconds):
+    end = time.perf_counter() + seconds
+    done = 0
+    while time.perf_counter() < end:
+        step(done)
+        done += 1
+    print(done / seconds, flush=True)
+print("busy", flush=True)
+main(float(sys.argv[1]))
+"""
+
+
+def _busy_program(seconds: float, port: int, folder: Path) -> subprocess.Popen[str]:
+    script = folder / "busy.py"
+    script.write_text(BUSY)
+    return subprocess.Popen(
+        [*HOTPATH, "--mcp-port", str(port), str(script), str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+
+
+def _post(client: Any, port: int) -> None:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "functions_timing", "arguments": {"limit": 10}},
+    }
+    response = client.post(
+        f"http://127.0.0.1:{port}/mcp",
+        json=body,
+        headers={"accept": "application/json, text/event-stream"},
+    )
+    response.raise_for_status()
+
+
+def _wait_for_server(client: Any, port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _post(client, port)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def mcp_latency(calls: int) -> dict[str, float]:
+    """tools/call latency while the program's main thread is busy in pure Python."""
+    import httpx2
+
+    folder = Path(tempfile.mkdtemp())
+    port = free_port()
+    program = _busy_program(60, port, folder)
+    latencies = []
+    try:
+        with httpx2.Client(timeout=30) as client:
+            _wait_for_server(client, port)
+            for _ in range(calls):
+                started = time.perf_counter()
+                _post(client, port)
+                latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        program.send_signal(signal.SIGINT)
+        program.communicate(timeout=30)
+        shutil.rmtree(folder)
+    latencies.sort()
+    return {
+        "calls": calls,
+        "median_ms": statistics.median(latencies),
+        "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        "max_ms": latencies[-1],
+    }
+
+
+def throughput_loss(seconds: float, rounds: int) -> dict[str, float]:
+    """The busy program's throughput under hotpath while an agent asks 10 times a second."""
+    import httpx2
+
+    folder = Path(tempfile.mkdtemp())
+    ratios = []
+    for _ in range(rounds):
+        rates: dict[bool, float] = {}
+        for queried in (False, True):
+            port = free_port()
+            program = _busy_program(seconds, port, folder)
+            assert program.stdout is not None
+            program.stdout.readline()
+            stop = threading.Event()
+            if queried:
+
+                def ask(port: int = port, stop: threading.Event = stop) -> None:
+                    with httpx2.Client(timeout=30) as client:
+                        _wait_for_server(client, port)
+                        while not stop.wait(0.1):
+                            _post(client, port)
+
+                asker = threading.Thread(target=ask, daemon=True)
+                asker.start()
+            out, _ = program.communicate(timeout=seconds + 60)
+            stop.set()
+            rates[queried] = float(out.split()[-1])
+        ratios.append(rates[True] / rates[False])
+    shutil.rmtree(folder)
+    return {
+        "throughput_ratio_median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+    }
+
+
+MANY = """
+import os, sys
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+for i in range(int(sys.argv[1])):
+    namespace = {}
+    exec(f"def generated_{i}(x):\\n    return x + {i}\\n", namespace)
+    namespace[f"generated_{i}"](i)
+print(rss())
+"""
+
+
+def memory(functions: int, long_run_s: float) -> dict[str, Any]:
+    """hotpath's own memory: after many distinct functions, and over a long run of the demo."""
+    import httpx2
+
+    folder = Path(tempfile.mkdtemp())
+    script = folder / "many.py"
+    script.write_text(MANY)
+    plain = int(
+        subprocess.run(
+            [PY, str(script), str(functions)], capture_output=True, text=True, env=env()
+        ).stdout
+    )
+    profiled = int(
+        subprocess.run(
+            [*HOTPATH, "--no-mcp", str(script), str(functions)],
+            capture_output=True,
+            text=True,
+            env=env(),
+        ).stdout
+    )
+    port = free_port()
+    demo = subprocess.Popen(
+        [
+            *HOTPATH,
+            "--mcp-port",
+            str(port),
+            str(HERE.parent / "fixtures" / "demo" / "app.py"),
+            str(long_run_s),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(),
+    )
+    samples: list[tuple[float, int]] = []
+    try:
+        with httpx2.Client(timeout=30) as client:
+            _wait_for_server(client, port)
+            started = time.monotonic()
+            while time.monotonic() - started < long_run_s - 1:
+                body = {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": {"name": "threads", "arguments": {"limit": 1}},
+                }
+                answer = client.post(
+                    f"http://127.0.0.1:{port}/mcp",
+                    json=body,
+                    headers={"accept": "application/json, text/event-stream"},
+                ).json()
+                rss = answer["result"]["structuredContent"]["process"]["rss_bytes"]
+                samples.append((time.monotonic() - started, rss))
+                time.sleep(max(1.0, long_run_s / 20))
+    finally:
+        demo.wait(timeout=long_run_s + 60)
+        shutil.rmtree(folder)
+    half = [rss for at, rss in samples if at >= samples[-1][0] / 2]
+    return {
+        "distinct_functions": functions,
+        "rss_python_mib": plain / 2**20,
+        "rss_hotpath_mib": profiled / 2**20,
+        "long_run_s": long_run_s,
+        "rss_samples": len(samples),
+        "rss_at_half_mib": half[0] / 2**20 if half else None,
+        "rss_at_end_mib": samples[-1][1] / 2**20 if samples else None,
+    }
+
+
+def table(ratios: dict[str, dict[str, list[float]]]) -> str:
+    workloads = list(ratios)
+    names = [n for n in ratios[workloads[0]] if not n.startswith("_")]
+    header = (
+        "| tool | "
+        + " | ".join(f"{w} ({ratios[w]['_seconds'][0]:.2f} s bare)" for w in workloads)
+        + " |"
+    )
+    lines = [header, "|" + "---|" * (len(workloads) + 1)]
+    for name in names:
+        cells = []
+        for workload in workloads:
+            values = ratios[workload].get(name)
+            cells.append(
+                f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+                if values
+                else "-"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="small workloads, 3 rounds: under 2 minutes"
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="measured rounds per command (default 5; quick 3)"
+    )
+    parser.add_argument("--only", default="overhead,startup,mcp,memory")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    args = parser.parse_args()
+    rounds = args.rounds or (1 if args.quick else 5)
+    scale = 1 if args.quick else 6
+    wanted = set(args.only.split(","))
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "rounds": rounds,
+        "scale": scale,
+    }
+    steps: dict[str, Callable[[], Any]] = {
+        "overhead": lambda: overhead(rounds, scale),
+        "per_call": lambda: per_call_ns(rounds, scale),
+        "startup": lambda: startup(rounds),
+        "mcp": lambda: {
+            "latency": mcp_latency(50 if args.quick else 300),
+            "throughput": throughput_loss(2 if args.quick else 5, 1 if args.quick else rounds),
+        },
+        "memory": lambda: memory(20_000 if args.quick else 100_000, 10 if args.quick else 600),
+    }
+    if "overhead" in wanted:
+        wanted.add("per_call")
+    for name, step in steps.items():
+        if name in wanted:
+            print(f"[bench] {name} ...", file=sys.stderr)
+            results[name] = step()
+    print(f"\n{results['machine']}, Python {results['python']}, ", end="")
+    print(f"median of {rounds} rounds after a warm-up\n")
+    if "overhead" in results:
+        print("Ratio to bare python (median, min-max):\n")
+        print(table(results["overhead"]))
+        per_call = results["per_call"]
+        print(
+            f"\nAdded cost per call on w1_calls: hotpath {per_call['hotpath']:.0f} ns, "
+            f"minimal recorder {per_call['minimal recorder']:.0f} ns "
+            f"(ratio {per_call['hotpath'] / per_call['minimal recorder']:.2f})"
+        )
+    for name in ("startup", "mcp", "memory"):
+        if name in results:
+            print(f"\n{name}: {json.dumps(results[name], indent=1)}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Hostile programs behave under hotpath exactly as under python, and hotpath stays sound."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp_client import raw_post, url
+from support import FIXTURES, RunningProgram, clean_env, free_port
+
+HOSTILE = FIXTURES / "hostile"
+
+
+def run(args: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args,
+        cwd=cwd,
+        env=clean_env(PYTHONBREAKPOINT="0"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def normalised(text: str) -> str:
+    text = re.sub(r"0x[0-9a-f]+", "0x?", text)
+    # Under hotpath the program runs a few frames deeper, so a RecursionError's repeat count
+    # differs; which lines repeat does not.
+    return re.sub(r"\[Previous line repeated \d+ more times\]", "[Previous line repeated]", text)
+
+
+def without_hotpath_lines(stderr: str) -> str:
+    return "".join(
+        line for line in stderr.splitlines(keepends=True) if not line.startswith("[hotpath]")
+    )
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "own_profilers.py",
+        "debugger.py",
+        "forking.py",
+        "exec_self.py",
+        "threads_at_exit.py",
+        "signals.py",
+        "deep.py",
+        "unfinished.py",
+        "hard_exit.py",
+        "closes_streams.py",
+        "many_loops.py",
+        "shadow/app.py",
+    ],
+)
+def test_behaves_as_under_python(script: str) -> None:
+    folder = (HOSTILE / script).parent
+    name = (HOSTILE / script).name
+    expected = run([sys.executable, name], folder)
+    actual = run(
+        [sys.executable, "-m", "hotpath", "run", "--report", "none", "--mcp-port", "0", name],
+        folder,
+    )
+    assert actual.returncode == expected.returncode
+    assert actual.stdout == expected.stdout
+    assert normalised(without_hotpath_lines(actual.stderr)) == normalised(expected.stderr)
+    assert "hotpath/" not in without_hotpath_lines(actual.stderr)  # no hotpath frame anywhere
+
+
+def test_a_forked_child_neither_reports_nor_serves(tmp_path: Path) -> None:
+    result = run([sys.executable, "-m", "hotpath", "run", "--mcp-port", "0", "forking.py"], HOSTILE)
+    assert result.returncode == 0
+    assert result.stderr.count("[hotpath] MCP server on") <= 1  # a short program may end first
+    assert result.stderr.count("functions, by total time") == 1
+
+
+def test_threads_still_running_at_exit_are_in_the_report(tmp_path: Path) -> None:
+    output = tmp_path / "report.json"
+    result = run(
+        [
+            sys.executable,
+            "-m",
+            "hotpath",
+            "run",
+            "--no-mcp",
+            "--output",
+            str(output),
+            "threads_at_exit.py",
+        ],
+        HOSTILE,
+    )
+    assert result.returncode == 0
+    names = {
+        row["name"]: row for row in json.loads(output.read_text())["functions_timing"]["functions"]
+    }
+    assert names["threads_at_exit.slow_worker"]["calls"] == 1
+    assert names["threads_at_exit.exits"]["error_types"] == {"SystemExit": 1}
+
+
+def test_100000_distinct_functions_stay_capped(tmp_path: Path) -> None:
+    output = tmp_path / "report.json"
+    result = run(
+        [
+            sys.executable,
+            "-m",
+            "hotpath",
+            "run",
+            "--no-mcp",
+            "--report",
+            "none",
+            "--output",
+            str(output),
+            "generated.py",
+            "100000",
+        ],
+        HOSTILE,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "5000050000\n"
+    status = json.loads(output.read_text())["status"]
+    assert status["known"]["functions"] == 5000
+    assert status["known"]["dropped_functions"] >= 95_000
+
+
+def test_shadowing_modules_turn_pieces_off_with_a_warning() -> None:
+    result = run(
+        [sys.executable, "-m", "hotpath", "run", "--mcp-port", "0", "app.py"], HOSTILE / "shadow"
+    )
+    assert result.stdout == "my rich my starlette my cli\n"
+    assert (
+        "[hotpath] warning: the program has its own starlette module(s); the MCP server is off"
+        in result.stderr
+    )
+    assert "the report is printed as JSON" in result.stderr
+    report = json.loads(result.stderr[result.stderr.index("{") :])
+    assert report["functions_timing"]["functions"][0]["name"] == "app.<module>"
+
+
+def test_the_server_dependency_list_covers_what_the_server_imports() -> None:
+    probe = """
+import sys, json
+from hotpath.store import Store, RunInfo
+from hotpath.views import tools
+before = {m.split('.')[0] for m in sys.modules}
+import uvicorn
+tools.build_app(Store(RunInfo([], {}, {}, (50.0,), 0.25, 5.0), 10, 10))
+after = {m.split('.')[0] for m in sys.modules}
+print(json.dumps(sorted(after - before)))
+"""
+    imported = set(json.loads(subprocess.check_output([sys.executable, "-c", probe], text=True)))
+    from hotpath.dependencies import SERVER
+
+    missing = {
+        m
+        for m in imported
+        if m not in SERVER and m not in sys.stdlib_module_names and not m.startswith("_")
+    }
+    assert missing == set()
+
+
+def test_a_burst_of_concurrent_and_malformed_requests_leaves_all_serving() -> None:
+    port = free_port()
+    program = RunningProgram("--mcp-port", str(port), "service.py", "50", "60")
+    try:
+        program.wait_for("ready 5")
+        program.wait_for(f"MCP server on {url(port)}", stream="stderr")
+        statuses: list[int] = []
+        bodies: list[Any] = [
+            None,
+            b"not json",
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "functions_timing", "arguments": {"limit": 10**12}},
+            },
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "no_such_tool"}},
+            {"jsonrpc": "2.0", "id": 1, "method": "nonsense"},
+        ]
+
+        def hammer(index: int) -> None:
+            for round_ in range(10):
+                response = raw_post(port, {}, body=bodies[(index + round_) % len(bodies)])
+                statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=hammer, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(statuses) == 80
+        assert set(statuses) <= {200, 400}
+        assert raw_post(port, {}).status_code == 200
+    finally:
+        assert program.stop() == 0
+    assert program.rest() == "ready 5\nbye\n"
