@@ -89,6 +89,7 @@ class McpServer:
         self.url = f"http://{HOST}:{sock.getsockname()[1]}/mcp"
         self._uvicorn: Any = None
         self._stopping = threading.Event()
+        self._wake, self._waker = socket.socketpair()  # stop() wakes the idle select() at once
         self.thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
 
     def start(self) -> None:
@@ -115,9 +116,8 @@ class McpServer:
     def _serve(self) -> None:
         self.store.mark_own_thread()
         try:
-            while not select.select([self.sock], [], [], 0.25)[0]:
-                if self._stopping.is_set():
-                    return
+            if self.sock not in select.select([self.sock, self._wake], [], [])[0]:
+                return  # woken by stop() before any client came
             with _short_switch_interval():
                 self.prepare()
             if not self._stopping.is_set():
@@ -127,13 +127,15 @@ class McpServer:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._waker.send(b"x")
         server = self._uvicorn
         if server is not None:
             # A request in flight at exit makes uvicorn log a CancelledError: not our reader's.
             logging.getLogger("uvicorn.error").disabled = True
             server.should_exit = True
         self.thread.join(timeout=3)
-        self.sock.close()
+        for sock in (self.sock, self._wake, self._waker):
+            sock.close()
 
 
 @contextlib.contextmanager
