@@ -54,4 +54,4 @@ def gauge(name: str) -> "Gauge | NoGauge":
     table = _gauges
     if table is None:
         return NO_GAUGE
-    return table.get(name)
+    return table.gauge(name)

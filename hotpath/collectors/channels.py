@@ -73,9 +73,7 @@ class TrackedQueue:
             sent_at = self._match(item)
             delay = now - sent_at if sent_at is not None else None
             if delay is not None:
-                site.delays.append(delay)
-                if len(site.delays) >= 256:
-                    site.fold_delays()
+                site.delay.add(delay)
             site.log.append(ChannelEvent(now, "receive", describe(item), who(), delay))
 
     def _match(self, item: object) -> int | None:

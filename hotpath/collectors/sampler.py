@@ -182,15 +182,15 @@ class Sampler:
 
     def _builtin_gauges(self, process: ProcessFigures) -> None:
         gauges = self.store.gauges
-        gauges.get("process.rss_bytes", builtin=True).set(process.rss_bytes)
-        gauges.get("process.cpu_percent", builtin=True).set(round(process.cpu_percent, 1))
-        gauges.get("process.open_fds", builtin=True).set(process.open_fds)
-        gauges.get("process.threads", builtin=True).set(process.threads)
+        gauges.gauge("process.rss_bytes", builtin=True).set(process.rss_bytes)
+        gauges.gauge("process.cpu_percent", builtin=True).set(round(process.cpu_percent, 1))
+        gauges.gauge("process.open_fds", builtin=True).set(process.open_fds)
+        gauges.gauge("process.threads", builtin=True).set(process.threads)
         for generation, stats in enumerate(gc.get_stats()):
             counts = (stats["collections"], stats["collected"])
             if counts != self._gc_before[generation]:
-                gauges.get(f"gc.collections.gen{generation}", builtin=True).set(counts[0])
-                gauges.get(f"gc.collected.gen{generation}", builtin=True).set(counts[1])
+                gauges.gauge(f"gc.collections.gen{generation}", builtin=True).set(counts[0])
+                gauges.gauge(f"gc.collected.gen{generation}", builtin=True).set(counts[1])
                 self._gc_before[generation] = counts
 
     def _probe_event_loops(self) -> None:
@@ -212,6 +212,6 @@ class Sampler:
         def probe() -> None:
             # Runs in the loop: how late it runs is how long the loop took to get to it.
             lag_ms = (time.perf_counter_ns() - sent_ns) / 1e6
-            gauges.get(name, builtin=True).set(round(lag_ms, 3))
+            gauges.gauge(name, builtin=True).set(round(lag_ms, 3))
 
         return probe

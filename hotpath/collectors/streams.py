@@ -25,10 +25,12 @@ class StreamCollector:
         self.table = table
         self.root = root
 
-    def opened(self, info: FunctionInfo) -> StreamInstance:
+    def opened(self, info: FunctionInfo) -> StreamInstance | None:
         stream = self.table.stream(
             info.id, info.name, f"{shown_path(info.filename, self.root)}:{info.lineno}"
         )
+        if stream is None:
+            return None  # past the cap
         with stream.lock:
             stream.instances += 1
             return StreamInstance(stream, stream.instances)
@@ -48,9 +50,7 @@ class StreamCollector:
                 stream.first_item_ns = now
             stream.recent_items.append(now)
             if gap is not None:
-                stream.gaps.append(gap)
-                if len(stream.gaps) >= 256:
-                    stream.fold_gaps()
+                stream.gaps.add(gap)
             stream.log.append(StreamItem(now, instance.number, message, gap))
 
     @staticmethod

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotpath.store.histogram import add_buckets
+from hotpath.store.capped import CappedTable
+from hotpath.store.histogram import Distribution
 
 
 class TaskRecord:
@@ -60,12 +62,8 @@ class FutureGroup:
     collected_unfinished: int = 0  # dropped by the program before they finished
     outcomes: Counter[str] = field(default_factory=Counter)
     polls: int = 0
-    active_buckets: Counter[int] = field(default_factory=Counter)
-    wall_buckets: Counter[int] = field(default_factory=Counter)
-    active_total_ns: int = 0
-    wall_total_ns: int = 0
-    active_max_ns: int = 0
-    wall_max_ns: int = 0
+    active: Distribution = field(default_factory=Distribution)  # running time per task
+    wall: Distribution = field(default_factory=Distribution)  # time alive per task
     live: dict[int, TaskRecord] = field(default_factory=dict)  # not finished yet
     log: deque[TaskRecord] = field(init=False)  # recently finished
 
@@ -84,41 +82,21 @@ class FutureGroup:
         if record.outcome is not None:
             self.outcomes[record.outcome] += 1
         self.polls += record.polls
-        wall = (record.done_ns or record.created_ns) - record.created_ns
-        add_buckets(self.active_buckets, [record.active_ns])
-        add_buckets(self.wall_buckets, [wall])
-        self.active_total_ns += record.active_ns
-        self.wall_total_ns += wall
-        self.active_max_ns = max(self.active_max_ns, record.active_ns)
-        self.wall_max_ns = max(self.wall_max_ns, wall)
+        self.active.add(record.active_ns)
+        self.wall.add((record.done_ns or record.created_ns) - record.created_ns)
         self.log.append(record)
 
 
-@dataclass(slots=True)
-class FutureTable:
-    log_limit: int
-    max_groups: int = 1_000
-    dropped: int = 0
-    _groups: dict[tuple[str, int], FutureGroup] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _next_task_id: int = 0
+class FutureTable(CappedTable[tuple[str, int], FutureGroup]):
+    """Task groups by the coroutine function's (file, first line)."""
+
+    def __init__(self, log_limit: int, max_groups: int = 1_000) -> None:
+        super().__init__(max_groups)
+        self.log_limit = log_limit
+        self._task_ids = itertools.count(1)
 
     def group(self, file: str, line: int, name: str, location: str) -> FutureGroup | None:
-        with self._lock:
-            found = self._groups.get((file, line))
-            if found is None:
-                if len(self._groups) >= self.max_groups:
-                    self.dropped += 1
-                    return None
-                found = FutureGroup(len(self._groups) + 1, name, location, self.log_limit)
-                self._groups[(file, line)] = found
-            return found
+        return self.get((file, line), lambda i: FutureGroup(i, name, location, self.log_limit))
 
     def next_task_id(self) -> int:
-        with self._lock:
-            self._next_task_id += 1
-            return self._next_task_id
-
-    def all(self) -> list[FutureGroup]:
-        with self._lock:
-            return list(self._groups.values())
+        return next(self._task_ids)  # itertools.count is atomic under the GIL

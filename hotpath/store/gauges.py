@@ -9,6 +9,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from hotpath import NO_GAUGE, NoGauge
+from hotpath.store.capped import CappedTable
 
 Number = int | float
 
@@ -99,30 +100,18 @@ class GaugeReading:
     history: list[GaugeUpdate]
 
 
-class GaugeTable:
+class GaugeTable(CappedTable[str, Gauge]):
     def __init__(self, history: int, max_gauges: int = 1_000) -> None:
+        super().__init__(max_gauges)
         self.history = history
-        self.max_gauges = max_gauges
-        self.dropped = 0
-        self._gauges: dict[str, Gauge] = {}
-        self._lock = threading.Lock()
 
-    def get(self, name: str, builtin: bool = False) -> Gauge | NoGauge:
-        found = self._gauges.get(name)
-        if found is not None:
-            return found
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"a gauge needs a non-empty name, got {name!r}")
-        with self._lock:
-            found = self._gauges.get(name)
-            if found is None:
-                if len(self._gauges) >= self.max_gauges:
-                    self.dropped += 1
-                    return NO_GAUGE
-                found = Gauge(len(self._gauges) + 1, name, self.history, builtin)
-                self._gauges[name] = found
-            return found
+    def gauge(self, name: str, builtin: bool = False) -> Gauge | NoGauge:
+        """The gauge called ``name``; past the cap, one that records nothing."""
 
-    def all(self) -> list[Gauge]:
-        with self._lock:
-            return list(self._gauges.values())
+        def make(gauge_id: int) -> Gauge:
+            if not isinstance(name, str) or not name.strip():  # checked once, when it is made
+                raise ValueError(f"a gauge needs a non-empty name, got {name!r}")
+            return Gauge(gauge_id, name, self.history, builtin)
+
+        found = self.get(name, make)
+        return NO_GAUGE if found is None else found

@@ -57,3 +57,32 @@ def percentiles(buckets: Counter[int], quantiles: Iterable[float]) -> dict[float
             index += 1
         result[q] = bucket_value(ordered[index][0])
     return result
+
+
+class Distribution:
+    """Values (delays, gaps, task times) counted into a histogram in batches: adding one is
+    an append. The caller serialises access (each owner has its lock)."""
+
+    __slots__ = ("buckets", "count", "max", "pending", "total")
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.buckets: Counter[int] = Counter()
+        self.count = 0
+        self.total = 0
+        self.max = 0
+
+    def add(self, value: int) -> None:
+        self.pending.append(value)
+        if len(self.pending) >= self.BATCH:
+            self.fold()
+
+    def fold(self) -> None:
+        pending = self.pending
+        if pending:
+            add_buckets(self.buckets, pending)
+            self.count += len(pending)
+            self.total += sum(pending)
+            self.max = max(self.max, max(pending))
+            self.pending = []

@@ -6,8 +6,9 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from hotpath.store.capped import CappedTable
 from hotpath.store.channels import RECENT_KEPT
-from hotpath.store.histogram import add_buckets
+from hotpath.store.histogram import Distribution
 
 
 @dataclass(slots=True, frozen=True)
@@ -33,22 +34,11 @@ class Stream:
     items: int = 0
     first_item_ns: int | None = None
     recent_items: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_KEPT))
-    gaps: list[int] = field(default_factory=list)  # folded into gap_buckets in batches
-    gap_buckets: Counter[int] = field(default_factory=Counter)
-    gap_count: int = 0
-    gap_total_ns: int = 0
+    gaps: Distribution = field(default_factory=Distribution)  # time between items
     log: deque[StreamItem] = field(init=False)
 
     def __post_init__(self) -> None:
         self.log = deque(maxlen=self.log_limit)
-
-    def fold_gaps(self) -> None:
-        """Caller holds ``lock``."""
-        if self.gaps:
-            add_buckets(self.gap_buckets, self.gaps)
-            self.gap_count += len(self.gaps)
-            self.gap_total_ns += sum(self.gaps)
-            self.gaps = []
 
 
 class StreamInstance:
@@ -62,20 +52,12 @@ class StreamInstance:
         self.last_item_ns: int | None = None
 
 
-@dataclass(slots=True)
-class StreamTable:
-    log_limit: int
-    _streams: dict[int, Stream] = field(default_factory=dict)  # by function id
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+class StreamTable(CappedTable[int, Stream]):
+    """Streams by the async generator function's id in the function table (itself capped)."""
 
-    def stream(self, function_id: int, name: str, location: str) -> Stream:
-        with self._lock:
-            found = self._streams.get(function_id)
-            if found is None:
-                found = Stream(len(self._streams) + 1, name, location, self.log_limit)
-                self._streams[function_id] = found
-            return found
+    def __init__(self, log_limit: int, max_streams: int = 1_000) -> None:
+        super().__init__(max_streams)
+        self.log_limit = log_limit
 
-    def all(self) -> list[Stream]:
-        with self._lock:
-            return list(self._streams.values())
+    def stream(self, function_id: int, name: str, location: str) -> Stream | None:
+        return self.get(function_id, lambda i: Stream(i, name, location, self.log_limit))

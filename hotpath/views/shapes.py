@@ -15,7 +15,7 @@ from hotpath.store.channels import RECENT_KEPT, RECENT_WINDOW_NS, ChannelSite
 from hotpath.store.functions import CallRecord, FunctionStats
 from hotpath.store.futures import FutureGroup, TaskRecord
 from hotpath.store.gauges import GaugeReading
-from hotpath.store.histogram import percentiles
+from hotpath.store.histogram import Distribution, percentiles
 from hotpath.store.streams import Stream
 from hotpath.store.threads import ThreadFigures
 from hotpath.views import units
@@ -304,16 +304,18 @@ def _rate(stamps: list[int], count: int, since_ns: int | None, now: int) -> tupl
     return round(recent, 2), round(count / ((now - since_ns) / 1e9), 2)
 
 
-def _spread(buckets: Counter[int], count: int, total: int, store: Store) -> JSON:
-    """Average and percentiles of a bucketed distribution, in ns."""
+def _spread(values: Distribution, store: Store) -> JSON:
+    """Count, average, max and percentiles of a distribution, in ns; folds what is pending."""
+    values.fold()
     return {
-        "count": count,
-        "avg_ns": round(total / count) if count else None,
+        "count": values.count,
+        "avg_ns": round(values.total / values.count) if values.count else None,
+        "max_ns": values.max if values.count else None,
         "percentiles_ns": {
             units.percentile_key(q): round(v)
-            for q, v in percentiles(buckets, store.info.percentiles).items()
+            for q, v in percentiles(values.buckets, store.info.percentiles).items()
         }
-        if count
+        if values.count
         else {},
     }
 
@@ -325,7 +327,6 @@ def _channel_row(site: ChannelSite, store: Store, now: int) -> JSON:
     )
     sizes = [q.qsize() for q in queues]
     with site.lock:
-        site.fold_delays()
         capacities = sorted(site.capacities)
         sends, receives = list(site.recent_sends), list(site.recent_receives)
         row: JSON = {
@@ -347,7 +348,7 @@ def _channel_row(site: ChannelSite, store: Store, now: int) -> JSON:
             "received": site.received,
             "queue_size": sum(sizes),
             "max_queue_size": site.max_size,
-            "delay": _spread(site.delay_buckets, site.delay_count, site.delay_total_ns, store),
+            "delay": _spread(site.delay, store),
             "first_ns": site.first_ns,
         }
     row["sent_per_s"], row["sent_per_s_lifetime"] = _rate(sends, row["sent"], row["first_ns"], now)
@@ -431,14 +432,8 @@ def _future_row(group: FutureGroup, store: Store, running: set[int]) -> JSON:
             },
             "polls": group.polls + sum(record.polls for record in live),
             "avg_polls": round(group.polls / finished, 2) if finished else None,
-            "active_time": {
-                **_spread(group.active_buckets, finished, group.active_total_ns, store),
-                "max_ns": group.active_max_ns,
-            },
-            "wall_time": {
-                **_spread(group.wall_buckets, finished, group.wall_total_ns, store),
-                "max_ns": group.wall_max_ns,
-            },
+            "active_time": _spread(group.active, store),
+            "wall_time": _spread(group.wall, store),
             "outcomes": dict(group.outcomes.most_common()),
         }
 
@@ -492,7 +487,6 @@ def future_logs(store: Store, future_name: str, limit: int) -> JSON:
 
 def _stream_row(stream: Stream, store: Store, now: int) -> JSON:
     with stream.lock:
-        stream.fold_gaps()
         ended = stream.exhausted + stream.closed_early + stream.failed
         stamps = list(stream.recent_items)
         row: JSON = {
@@ -506,9 +500,7 @@ def _stream_row(stream: Stream, store: Store, now: int) -> JSON:
             "failed": stream.failed,
             "end_reasons": dict(stream.end_reasons),
             "items": stream.items,
-            "time_between_items": _spread(
-                stream.gap_buckets, stream.gap_count, stream.gap_total_ns, store
-            ),
+            "time_between_items": _spread(stream.gaps, store),
         }
         first = stream.first_item_ns
     row["items_per_s"], row["items_per_s_lifetime"] = _rate(stamps, row["items"], first, now)

@@ -1,0 +1,32 @@
+"""A table of items made on first use, up to a cap: what the cap turns away is counted."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+
+
+class CappedTable[K: Hashable, V]:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.dropped = 0
+        self._items: dict[K, V] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K, make: Callable[[int], V]) -> V | None:
+        """The item for ``key``, made with ``make(id)`` the first time; None past the cap."""
+        found = self._items.get(key)  # no lock once it exists: a dict read is atomic
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                if len(self._items) >= self.limit:
+                    self.dropped += 1
+                    return None
+                found = self._items[key] = make(len(self._items) + 1)
+            return found
+
+    def all(self) -> list[V]:
+        with self._lock:
+            return list(self._items.values())
