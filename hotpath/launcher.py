@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import importlib.machinery
 import importlib.util
+import itertools
 import os
 import sys
 from dataclasses import dataclass
@@ -137,7 +138,15 @@ def run(program: Program) -> None:
 def strip_own_frames(
     traceback: TracebackType | None, own_files: tuple[str, ...]
 ) -> TracebackType | None:
-    """Drop hotpath's frames from the top of a traceback, so it reads as under python."""
-    while traceback is not None and traceback.tb_frame.f_code.co_filename.startswith(own_files):
+    """Drop hotpath's frames from a traceback, so it reads as under python: the launcher's at
+    the top, and a callback's at the bottom when Ctrl-C lands while hotpath is recording."""
+    kept = []
+    while traceback is not None:
+        if not traceback.tb_frame.f_code.co_filename.startswith(own_files):
+            kept.append(traceback)
         traceback = traceback.tb_next
-    return traceback
+    for outer, inner in itertools.pairwise(kept):
+        outer.tb_next = inner
+    if kept:
+        kept[-1].tb_next = None
+    return kept[0] if kept else None

@@ -28,7 +28,7 @@ from hotpath.collectors.memory import MemoryCollector
 from hotpath.collectors.sampler import Sampler
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
-from hotpath.collectors.timing import TimingCollector
+from hotpath.collectors.timing import NoToolIdError, TimingCollector
 from hotpath.config import Config
 from hotpath.dependencies import REPORT, SAMPLER, SERVER, shadowed
 from hotpath.filters import FunctionFilter, own_dirs, qualified_name
@@ -109,6 +109,9 @@ class Session:
         self._plain_report = bool(self._shadows(REPORT, "the report is printed as JSON"))
         if mcp:
             self._start_server()
+        collectors = self.store.info.collectors
+        collectors["mcp"] = self.server is not None
+        collectors["threads"] = collectors["gauges"] = sample
         atexit.register(self._finish)
         os.register_at_fork(
             before=self._before_fork,
@@ -126,11 +129,15 @@ class Session:
                 self.sampler.prepare()  # before tracemalloc starts: see MemoryCollector
             self.sampler.start()
         launcher.install(self.program)
-        if self.memory is not None:
-            self.memory.start()
-            self.timing.start(wrap=self.memory.wrap)
-        else:
-            self.timing.start()
+        try:
+            if self.memory is not None:
+                self.memory.start()
+                self.timing.start(wrap=self.memory.wrap)
+            else:
+                self.timing.start()
+        except NoToolIdError as error:
+            self.err.write(f"hotpath: {error}; hotpath needs one to time functions\n")
+            raise SystemExit(2) from None
         try:
             launcher.run(self.program)
         except SystemExit:

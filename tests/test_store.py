@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hotpath.collectors.timing import TimingCollector
+from hotpath.collectors.timing import NoToolIdError, TimingCollector
 from hotpath.filters import FunctionFilter
 from hotpath.store.functions import FunctionStats, FunctionTable
 
@@ -123,3 +124,23 @@ def test_many_threads_each_count_their_own_calls_concurrently(timed: Any) -> Non
     for thread in threads:
         thread.join()
     assert stats()["work"].calls == 16_000
+
+
+def test_a_clear_error_when_every_tool_id_is_taken() -> None:
+    monitoring = sys.monitoring
+    taken = [tool for tool in range(6) if monitoring.get_tool(tool) is None]
+    for tool in taken:
+        monitoring.use_tool_id(tool, "someone else")
+    try:
+        collector = TimingCollector(FunctionTable(10, 10), FunctionFilter(roots=[HERE]), "t")
+        with pytest.raises(NoToolIdError, match=r"every sys\.monitoring tool id"):
+            collector.start()
+    finally:
+        for tool in taken:
+            monitoring.free_tool_id(tool)
+
+
+def test_hotpath_prefers_a_tool_id_no_standard_tool_uses(timed: Any) -> None:
+    timed()
+    assert sys.monitoring.get_tool(3) == "hotpath"
+    assert {sys.monitoring.get_tool(tool) for tool in (0, 1, 2)} == {None}
