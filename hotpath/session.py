@@ -113,11 +113,7 @@ class Session:
         collectors["mcp"] = self.server is not None
         collectors["threads"] = collectors["gauges"] = sample
         atexit.register(self._finish)
-        os.register_at_fork(
-            before=self._before_fork,
-            after_in_parent=self._after_fork_in_parent,
-            after_in_child=self._forget_in_child,
-        )
+        os.register_at_fork(before=self._before_fork, after_in_child=self._forget_in_child)
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         hotpath._gauges = self.store.gauges
@@ -179,16 +175,28 @@ class Session:
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self._exit_signal = signum
         self._finish()
+        # Reached when the report was already written: die anyway, as the default would.
+        self._die(signum)
+
+    def _die(self, signum: int) -> None:
+        """End the process by ``signum``, as python would have: same exit status."""
+        with contextlib.suppress(OSError, ValueError):
+            self.err.flush()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
     def _before_fork(self) -> None:
-        """Python 3.12 warns when a multi-threaded process forks. hotpath's own threads must
-        not make a single-threaded program see that warning; the program's threads still do."""
+        """Python 3.12+ warns when a multi-threaded process forks. hotpath's own threads must
+        not make a single-threaded program see that warning; the program's threads still do.
+        Decided anew at each fork: the filter stays until the next one, since 3.13 warns after
+        the after_in_parent hooks (3.12 before them). It matches only this fork warning."""
+        self._drop_fork_filter()
         own = self.store.own_idents
         if all(t.ident in own or t is threading.main_thread() for t in threading.enumerate()):
             warnings.filterwarnings("ignore", message=FORK_WARNING, category=DeprecationWarning)
             self._fork_filter = warnings.filters[0]
 
-    def _after_fork_in_parent(self) -> None:
+    def _drop_fork_filter(self) -> None:
         if self._fork_filter is not None:
             filters: list[object] = warnings.filters  # type: ignore[assignment]
             with contextlib.suppress(ValueError):
@@ -197,9 +205,19 @@ class Session:
             self._fork_filter = None
 
     def _forget_in_child(self) -> None:
-        self._after_fork_in_parent()
-        # A forked child carries a copy of the data and no server thread: the parent reports.
+        """A forked child is not profiled: the parent reports, and serves. hotpath's threads
+        are gone in the child, and any lock one of them held at the fork stays held there:
+        recording on would deadlock the child's first timed call (seen with Python 3.13)."""
+        self._drop_fork_filter()
         self._finished.acquire(blocking=False)
+        if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            # A pool worker must die when terminate() sends SIGTERM (it hung otherwise).
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.timing.stop()
+        self.channels.uninstall()
+        self.tasks.uninstall()
+        self.loops.uninstall()
+        hotpath._gauges = None
 
     def _finish(self) -> None:
         if not self._finished.acquire(blocking=False):
@@ -221,9 +239,7 @@ class Session:
                 self._serve_until_interrupted()
             self.server.stop()
         if self._exit_signal is not None:
-            self.err.flush()
-            signal.signal(self._exit_signal, signal.SIG_DFL)
-            os.kill(os.getpid(), self._exit_signal)
+            self._die(self._exit_signal)
 
     def _write_report(self) -> None:
         config = self.config

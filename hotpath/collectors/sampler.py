@@ -74,6 +74,7 @@ class Sampler:
 
     def start(self) -> None:
         self._thread.start()
+        self.store.mark_own_thread(self._thread)
 
     def stop(self) -> None:
         self._stop.set()
@@ -81,7 +82,6 @@ class Sampler:
             self._thread.join(timeout=2)
 
     def _run(self) -> None:
-        self.store.mark_own_thread()
         self.prepare()  # here, not before: the program's first line must not wait for psutil
         process = self._process
         assert process is not None

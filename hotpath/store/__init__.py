@@ -54,10 +54,13 @@ class Store:
         self.started_epoch_ns = time.time_ns()
         self.ended_ns: int | None = None  # set when the program ends; wall time stops there
 
-    def mark_own_thread(self) -> None:
-        """Called first thing by each of hotpath's threads."""
-        self.own_idents.add(threading.get_ident())
-        self.own_native_ids.add(threading.get_native_id())
+    def mark_own_thread(self, thread: threading.Thread) -> None:
+        """Called by whoever starts one of hotpath's threads, as soon as it has started: the
+        thread marking itself could come too late (a program that forks at once)."""
+        if thread.ident is not None:
+            self.own_idents.add(thread.ident)
+        if thread.native_id is not None:
+            self.own_native_ids.add(thread.native_id)
 
     def note_problem(self, text: str) -> None:
         self.problems.append(text)

@@ -96,6 +96,7 @@ class McpServer:
         # The socket listens already: a client connecting from now on is answered.
         self.err.write(f"[hotpath] MCP server on {self.url}\n")
         self.thread.start()
+        self.store.mark_own_thread(self.thread)
 
     def prepare(self) -> None:
         """Import the server's libraries and build it; in the server thread unless called
@@ -114,7 +115,6 @@ class McpServer:
         self._uvicorn = uvicorn.Server(config)
 
     def _serve(self) -> None:
-        self.store.mark_own_thread()
         try:
             if self.sock not in select.select([self.sock, self._wake], [], [])[0]:
                 return  # woken by stop() before any client came
