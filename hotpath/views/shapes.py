@@ -12,7 +12,7 @@ from typing import Any
 
 from hotpath.store import Store
 from hotpath.store.channels import RECENT_KEPT, RECENT_WINDOW_NS, ChannelSite
-from hotpath.store.functions import CallRecord, FunctionStats
+from hotpath.store.functions import CallRecord, FunctionInfo, FunctionStats, Totals
 from hotpath.store.futures import FutureGroup, TaskRecord
 from hotpath.store.gauges import GaugeReading
 from hotpath.store.histogram import Distribution, percentiles
@@ -83,6 +83,17 @@ def functions_timing(store: Store, limit: int) -> JSON:
     }
 
 
+def _newest[T](entries: list[T], limit: int) -> list[T]:
+    """The last ``limit`` of entries kept oldest first, newest first: how every log reads."""
+    return entries[::-1][:limit]
+
+
+def _chosen_function(store: Store, function_name: str) -> tuple[FunctionInfo, Totals]:
+    stats = store.functions.snapshot(store.now_ns())
+    chosen = find([s.info for s in stats], function_name, "function")
+    return chosen, next(s.totals for s in stats if s.info is chosen)
+
+
 def _log_row(record: CallRecord, store: Store) -> JSON:
     return {
         "timestamp": units.timestamp(store.epoch_ns(record.end_ns)),
@@ -96,11 +107,8 @@ def _log_row(record: CallRecord, store: Store) -> JSON:
 
 def function_timing_logs(store: Store, function_name: str, limit: int) -> JSON:
     check_limit(limit)
-    stats = store.functions.snapshot(store.now_ns())
-    chosen = find([s.info for s in stats], function_name, "function")
-    totals = next(s.totals for s in stats if s.info is chosen)
-    recent = totals.recent_calls(limit)
-    recent.reverse()
+    chosen, totals = _chosen_function(store, function_name)
+    recent = _newest(totals.recent_calls(limit), limit)
     return {
         "function": {"id": chosen.id, "name": chosen.name, "location": chosen.location},
         "order": "newest_first",
@@ -266,12 +274,9 @@ def function_alloc_logs(store: Store, function_name: str, limit: int) -> JSON:
     check_limit(limit)
     if not store.info.collectors.get("alloc"):
         return _not_recorded("logs", ALLOC_OFF)
-    stats = store.functions.snapshot(store.now_ns())
-    chosen = find([s.info for s in stats], function_name, "function")
-    totals = next(s.totals for s in stats if s.info is chosen)
+    chosen, totals = _chosen_function(store, function_name)
     calls = totals.recent_calls(store.functions.log_limit)
-    recent = [record for record in calls if record.memory is not None][-limit:]
-    recent.reverse()
+    recent = _newest([record for record in calls if record.memory is not None], limit)
     logs = []
     for record in recent:
         assert record.memory is not None
@@ -381,8 +386,7 @@ def channel_logs(store: Store, channel_name: str, limit: int) -> JSON:
     check_limit(limit)
     site = find(store.channels.all(), channel_name, "channel")
     with site.lock:
-        events = list(site.log)[-limit:]
-    events.reverse()
+        events = _newest(list(site.log), limit)
     return {
         "channel": {"id": site.id, "name": site.name, "location": site.location},
         "order": "newest_first",
@@ -525,8 +529,7 @@ def stream_logs(store: Store, stream_name: str, limit: int) -> JSON:
     check_limit(limit)
     stream = find(store.streams.all(), stream_name, "stream")
     with stream.lock:
-        items = list(stream.log)[-limit:]
-    items.reverse()
+        items = _newest(list(stream.log), limit)
     return {
         "stream": {"id": stream.id, "name": stream.name, "location": stream.location},
         "order": "newest_first",
@@ -623,8 +626,7 @@ def gauge_logs(store: Store, gauge_name: str, limit: int) -> JSON:
     check_limit(limit)
     gauge = find(store.gauges.all(), gauge_name, "gauge")
     reading = gauge.read()
-    recent = reading.history[-limit:]
-    recent.reverse()
+    recent = _newest(reading.history, limit)
     return {
         "gauge": _gauge_row(reading, store),
         "order": "newest_first",
