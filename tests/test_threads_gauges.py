@@ -58,7 +58,9 @@ def test_threads_are_sorted_by_cpu_and_process_figures_are_real(
     answer = call(program[1], "threads").structured_content
     percents = [row["cpu_percent"] for row in answer["threads"]]
     assert percents == sorted(percents, reverse=True)
-    assert answer["threads"][0]["name"] == "spinner"
+    # The busiest of the program's threads (hotpath's server may be busy answering).
+    program_threads = [row for row in answer["threads"] if not row["hotpath_own"]]
+    assert program_threads[0]["name"] == "spinner"
     process = answer["process"]
     assert process["rss_bytes"] > 10 * 2**20 and process["rss_max_bytes"] >= process["rss_bytes"]
     assert process["threads"] == answer["total_threads"] >= 5
