@@ -39,7 +39,7 @@ Selects = Callable[[FrameType], bool]
 class TrackedQueue:
     """hotpath's notes on one queue: which site it counts for, and its sends in flight."""
 
-    __slots__ = ("__weakref__", "order", "pending", "pending_by_item", "site", "unmatched")
+    __slots__ = ("order", "pending", "pending_by_item", "site", "unmatched")
 
     def __init__(self, site: ChannelSite, order: str) -> None:
         self.site = site

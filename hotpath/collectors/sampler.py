@@ -132,7 +132,7 @@ class Sampler:
         table.update(alive, figures)
         self._builtin_gauges(figures)
         self._probe_event_loops()
-        self.store.functions.live_threads()  # folds ended threads' records
+        self.store.functions.fold_ended_threads()  # memory follows the live threads
 
     def _figures(
         self,

@@ -528,6 +528,11 @@ class FunctionTable:
                 if state.memory is not None
             }
 
+    def fold_ended_threads(self) -> None:
+        """Fold ended threads now, even if nobody reads: the sampler calls this."""
+        with self.lock:
+            self._fold_retired_threads()
+
     def live_threads(self) -> int:
         with self.lock:
             self._fold_retired_threads()
