@@ -215,13 +215,21 @@ def _post(client: Any, port: int) -> None:
     response.raise_for_status()
 
 
-def _wait_for_server(client: Any, port: int, timeout: float = 30) -> None:
+def _wait_for_server(
+    client: Any, port: int, program: subprocess.Popen[Any] | None = None, timeout: float = 60
+) -> None:
+    """Until the server answers: its first answer imports its libraries, which took 1.4-2.8 s
+    here and may take longer on a loaded machine. Gives up at once if the program ended."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             _post(client, port)
             return
         except Exception:
+            if program is not None and program.poll() is not None:
+                raise RuntimeError(
+                    f"the program ended (exit {program.returncode}) before its server answered"
+                ) from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
@@ -240,7 +248,7 @@ def mcp_latency(calls: int) -> dict[str, float]:
         with httpx2.Client(timeout=30) as client:
             _go(program)
             started = time.perf_counter()
-            _wait_for_server(client, port)  # the first answer imports the server's libraries
+            _wait_for_server(client, port, program)  # the first answer imports its libraries
             first_answer_ms = (time.perf_counter() - started) * 1000
             for _ in range(calls):
                 started = time.perf_counter()
@@ -280,7 +288,7 @@ def throughput_loss(seconds: float, rounds: int) -> dict[str, float]:
             stop = threading.Event()
             if queried:
                 client = httpx2.Client(timeout=30)
-                _wait_for_server(client, port)  # up before the measured loop starts
+                _wait_for_server(client, port, program)  # up before the measured loop
 
                 def ask(
                     port: int = port, stop: threading.Event = stop, client: Any = client
@@ -353,22 +361,30 @@ def memory(functions: int, long_run_s: float) -> dict[str, Any]:
         env=env(),
     )
     samples: list[tuple[float, int]] = []
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "threads", "arguments": {"limit": 1}},
+    }
     try:
         with httpx2.Client(timeout=30) as client:
-            _wait_for_server(client, port)
+            _wait_for_server(client, port, steady)
             started = time.monotonic()
-            while time.monotonic() - started < long_run_s - 1:
-                body = {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "tools/call",
-                    "params": {"name": "threads", "arguments": {"limit": 1}},
-                }
-                answer = client.post(
-                    f"http://127.0.0.1:{port}/mcp",
-                    json=body,
-                    headers={"accept": "application/json, text/event-stream"},
-                ).json()
+            # The program ends by itself after long_run_s, counted from its own start, which
+            # came seconds before the server's first answer (the lazy import of its
+            # libraries): ask only while it runs, and never race its end.
+            while steady.poll() is None:
+                try:
+                    answer = client.post(
+                        f"http://127.0.0.1:{port}/mcp",
+                        json=body,
+                        headers={"accept": "application/json, text/event-stream"},
+                    ).json()
+                except httpx2.TransportError:
+                    if steady.poll() is not None:
+                        break  # it ended between the check and the request
+                    raise
                 rss = answer["result"]["structuredContent"]["process"]["rss_bytes"]
                 samples.append((time.monotonic() - started, rss))
                 time.sleep(max(1.0, long_run_s / 20))
@@ -438,7 +454,7 @@ def main() -> None:
             "latency": mcp_latency(50 if args.quick else 300),
             "throughput": throughput_loss(2 if args.quick else 5, 1 if args.quick else rounds),
         },
-        "memory": lambda: memory(20_000 if args.quick else 100_000, 10 if args.quick else 600),
+        "memory": lambda: memory(20_000 if args.quick else 100_000, 15 if args.quick else 600),
     }
     if "overhead" in wanted:
         wanted.add("per_call")
