@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hotpath.filters import GlobError, validate_glob
+from hotpath.recorder import Implementation, RecorderUnavailable, choose, compiled_unavailable
 
 ReportFormat = Literal["table", "json", "none"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("table", "json", "none")
@@ -39,6 +40,9 @@ class Config:
     alloc: bool = False
     threads_interval_ms: int = 250
     alloc_snapshot_s: float = 5.0
+    recorder: Implementation = "c"
+    # Why the pure-Python recorder runs although nobody asked for it, or None.
+    recorder_fallback: str | None = None
 
 
 def split_list(text: str) -> list[str]:
@@ -151,6 +155,7 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
     alloc = options.alloc
     if alloc is None:
         alloc = parse_bool(environ.get("HOTPATH_ALLOC", "0"), "HOTPATH_ALLOC")
+    recorder, fallback = resolve_recorder(environ, alloc)
     defaults = Config()
     return Config(
         include=parse_globs(include, "--include"),
@@ -185,4 +190,23 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
             if snapshot
             else defaults.alloc_snapshot_s
         ),
+        recorder=recorder,
+        recorder_fallback=fallback,
     )
+
+
+def resolve_recorder(environ: Mapping[str, str], alloc: bool) -> tuple[Implementation, str | None]:
+    """The recorder (HOTPATH_RECORDER, else the compiled one where it runs) and, when the
+    pure-Python one runs although nobody asked for it, why."""
+    try:
+        recorder = choose(environ)
+    except (ValueError, RecorderUnavailable) as error:
+        raise ConfigError(str(error)) from None
+    forced = environ.get("HOTPATH_RECORDER", "").strip().lower()
+    if alloc and recorder == "c":
+        # Until allocation counting moves into the compiled core, --alloc's tracemalloc
+        # windows are read by the Python recorder's callbacks, whatever was asked for.
+        return "python", "--alloc reads tracemalloc in the Python recorder's callbacks"
+    if recorder == "python" and forced != "python":
+        return "python", f"the compiled recorder cannot run: {compiled_unavailable()}"
+    return recorder, None

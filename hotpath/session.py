@@ -28,7 +28,7 @@ from hotpath.collectors.memory import MemoryCollector
 from hotpath.collectors.sampler import Sampler
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
-from hotpath.collectors.timing import NoToolIdError, TimingCollector
+from hotpath.collectors.timing import AsyncioListener, NoToolIdError, TimingCollector
 from hotpath.config import Config
 from hotpath.dependencies import REPORT, SAMPLER, SERVER, shadowed
 from hotpath.filters import FunctionFilter, own_dirs, qualified_name
@@ -63,6 +63,7 @@ class Session:
                 "mcp": config.mcp,
             },
             percentiles=config.percentiles,
+            recorder=config.recorder,
             sample_interval_s=config.threads_interval_ms / 1000,
             alloc_snapshot_s=config.alloc_snapshot_s,
         )
@@ -80,12 +81,16 @@ class Session:
             store.functions,
             function_filter,
             name,
-            watchers=self.tasks.watchers,
-            streams=StreamCollector(store.streams, root),
+            config.recorder,
+            AsyncioListener(self.tasks, StreamCollector(store.streams, root)),
         )
         self.loops = LoopRegistry()
         self.memory = (
-            MemoryCollector(self.store.memory, self.timing, self.store.own_idents)
+            MemoryCollector(
+                self.store.memory,
+                self.timing.recorder,  # type: ignore[arg-type]  # --alloc: the Python one
+                self.store.own_idents,
+            )
             if config.alloc
             else None
         )
@@ -125,10 +130,14 @@ class Session:
                 self.sampler.prepare()  # before tracemalloc starts: see MemoryCollector
             self.sampler.start()
         launcher.install(self.program)
+        if config_fallback := self.config.recorder_fallback:
+            self.err.write(
+                f"[hotpath] recorder: python, not the compiled one ({config_fallback}); "
+                "timing costs several times more per call\n"
+            )
         try:
             if self.memory is not None:
-                self.memory.start()
-                self.timing.start(wrap=self.memory.wrap)
+                self.memory.start()  # it starts the recorder, with its callbacks wrapped
             else:
                 self.timing.start()
         except NoToolIdError as error:
@@ -223,7 +232,11 @@ class Session:
         if not self._finished.acquire(blocking=False):
             return
         self.store.ended_ns = time.perf_counter_ns()
-        self.timing.stop()
+        if not self.timing.stop():
+            self.err.write(
+                "[hotpath] warning: the program freed or took over hotpath's sys.monitoring "
+                "tool id; timing stopped there, and the report shows what was recorded\n"
+            )
         self.sampler.stop()
         if self.memory is not None:
             self.memory.snapshot_sites()  # the live memory the program leaves behind

@@ -22,7 +22,13 @@ stamp="$venv/.installed"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+# Reinstall when the packaging or the compiled recorder's source changed: an editable install
+# builds the extension once, in place.
+stale=false
+for source in "$root/pyproject.toml" "$root/setup.py" "$root/hotpath/recorder/_crecorder.c"; do
+    if [ ! -f "$stamp" ] || [ "$source" -nt "$stamp" ]; then stale=true; fi
+done
+if $stale; then
     echo "hotpath: installing into $venv ..." >&2
     log="$venv/install.log"
     if ! { "$venv/bin/python" -m pip install --upgrade pip &&

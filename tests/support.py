@@ -17,8 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 
 
+# The recorder the suite runs on (CI runs it once on each): passed to every program it starts.
+RECORDER = os.environ.get("HOTPATH_RECORDER", "c")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTPATH_")}
+    env["HOTPATH_RECORDER"] = RECORDER
     env.update(extra)
     return env
 

@@ -177,3 +177,33 @@ def test_older_python_is_refused_in_one_line() -> None:
     )
     assert result.returncode == 2
     assert result.stderr == "hotpath: needs Python 3.12 or newer (sys.monitoring); this is 3.11\n"
+
+
+def _without_extension(**extra: str) -> dict[str, str]:
+    return clean_env(PYTHONPATH=str(FIXTURES / "no_extension"), **extra)
+
+
+def test_without_the_compiled_recorder_hotpath_says_so_once_and_runs_on_python() -> None:
+    env = _without_extension()
+    del env["HOTPATH_RECORDER"]
+    result = hotpath("run", "--no-mcp", "--report", "json", "show.py", cwd=LAUNCHER, env=env)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "recorder: python" in line]
+    assert len(notes) == 1
+    assert "not built" in notes[0]
+    report = json.loads(result.stderr[result.stderr.index("{") :])
+    assert report["status"]["recorder"] == "python"
+
+
+def test_forcing_an_unavailable_compiled_recorder_is_one_line_and_exit_2() -> None:
+    result = hotpath("run", "show.py", cwd=LAUNCHER, env=_without_extension(HOTPATH_RECORDER="c"))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert "HOTPATH_RECORDER=c" in result.stderr and "not built" in result.stderr
+
+
+def test_a_recorder_name_that_does_not_exist_is_one_line_and_exit_2() -> None:
+    result = hotpath("run", "show.py", cwd=LAUNCHER, env=clean_env(HOTPATH_RECORDER="rust"))
+    assert (result.returncode, result.stdout, result.stderr.count("\n")) == (2, "", 1)
+    assert "HOTPATH_RECORDER must be c or python" in result.stderr

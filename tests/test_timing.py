@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pstats
 import subprocess
 import sys
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import FIXTURES, functions_by_name, profile
+from support import FIXTURES, clean_env, functions_by_name, hotpath, profile
+
+from hotpath.recorder import compiled_unavailable
 
 SLEEP = 0.2
 
@@ -123,3 +126,41 @@ def test_report_lists_functions_sorted_by_total(report: Any) -> None:
     assert totals == sorted(totals, reverse=True)
     main = functions_by_name(report)["calls.main"]
     assert 0 < main["percent_total"] <= 100
+
+
+@pytest.mark.skipif(compiled_unavailable() is not None, reason="the compiled recorder is not built")
+def test_both_recorders_agree_on_the_same_program(tmp_path: Path) -> None:
+    """The twins on one fixture: identical counts, outcomes and kinds; the same sleep timed
+    alike (totals of call-heavy functions differ by each recorder's own cost per call)."""
+    reports = {}
+    for recorder in ("c", "python"):
+        output = tmp_path / f"{recorder}.json"
+        result = hotpath(
+            "run",
+            "--no-mcp",
+            "--report",
+            "none",
+            "--output",
+            str(output),
+            "calls.py",
+            str(SLEEP),
+            env=clean_env(HOTPATH_RECORDER=recorder),
+        )
+        assert result.returncode == 0, result.stderr
+        reports[recorder] = json.loads(output.read_text())
+    assert reports["c"]["status"]["recorder"] == "c"
+    assert reports["python"]["status"]["recorder"] == "python"
+    compiled, python = (
+        {row["location"]: row for row in reports[name]["functions_timing"]["functions"]}
+        for name in ("c", "python")
+    )
+    assert compiled.keys() == python.keys()
+    assert len(compiled) >= 25
+    for location, row in compiled.items():
+        twin = python[location]
+        for field in ("name", "kind", "calls", "completed", "running", "errors", "error_types"):
+            assert row[field] == twin[field], (location, field)
+    sleeper = next(row for row in compiled.values() if row["name"] == "calls.sleeper")
+    twin = python[sleeper["location"]]
+    assert sleeper["total_ns"] == pytest.approx(twin["total_ns"], rel=0.03)
+    assert sleeper["percentiles_ns"] == pytest.approx(twin["percentiles_ns"], rel=0.03)

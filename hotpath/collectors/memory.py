@@ -26,7 +26,8 @@ the event is done (``reopen``). That is also where site snapshots are taken, at 
 request: building one makes tens of MB of short-lived objects, which would otherwise be charged
 to whatever call was running.
 
-The callbacks are wrapped rather than changed, so timing pays nothing when this is off.
+The pure-Python recorder's callbacks are wrapped rather than changed, so timing pays nothing
+when this is off; --alloc therefore runs on that recorder.
 """
 
 from __future__ import annotations
@@ -38,14 +39,17 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from hotpath.collectors.timing import EVENTS, Activation, Callbacks, TimingCollector
-from hotpath.store.functions import (
-    PendingMemory,
+from hotpath.recorder import EVENTS
+from hotpath.recorder.python import (
+    Activation,
+    Callbacks,
+    PythonRecorder,
     RecordMemory,
     ThreadMemory,
     ThreadRecord,
     ThreadState,
 )
+from hotpath.store.functions import PendingMemory
 from hotpath.store.memory import MemoryTable, SiteSnapshot
 
 # Events after which a call may have finished (PY_YIELD only suspends one).
@@ -57,12 +61,12 @@ class MemoryCollector:
     def __init__(
         self,
         table: MemoryTable,
-        timing: TimingCollector,
+        recorder: PythonRecorder,
         own_idents: set[int],
         frames: int = 1,
     ) -> None:
         self.table = table
-        self.timing = timing
+        self.recorder = recorder
         self.own_idents = own_idents  # hotpath's threads: their events leave windows alone
         self.frames = frames
         self._last_traced = 0
@@ -71,9 +75,15 @@ class MemoryCollector:
         self.snapshot_requested: float | None = None  # monotonic time of the sampler's request
 
     def start(self) -> None:
+        """Start tracing, then the recorder with its callbacks wrapped."""
         if not tracemalloc.is_tracing():
             tracemalloc.start(self.frames)
         self._last_traced = tracemalloc.get_traced_memory()[0]
+        self.recorder.start(wrap=self.wrap)
+
+    def thread_memory(self) -> dict[int, ThreadMemory]:
+        """Memory figures of live threads, by OS thread id."""
+        return self.recorder.thread_memory()
 
     def stop(self) -> None:
         if tracemalloc.is_tracing():
@@ -167,7 +177,7 @@ class MemoryCollector:
         return {event: self._wrap(cb, event in _FINISHING) for event, cb in callbacks.items()}
 
     def _wrap(self, callback: Callable[..., Any], finishing: bool) -> Callable[..., Any]:
-        state_of_thread = self.timing.state_of_thread
+        state_of_thread = self.recorder.state_of_thread
         observe = self.observe
         reopen = self.reopen
         opened = self._opened

@@ -1,8 +1,4 @@
-"""A background thread that samples the OS: per-thread CPU, process figures, built-in gauges.
-
-It also folds ended threads' timing records into their functions, so that memory follows the
-threads alive even when nobody asks the MCP server anything.
-"""
+"""A background thread that samples the OS: per-thread CPU, process figures, built-in gauges."""
 
 from __future__ import annotations
 
@@ -105,7 +101,7 @@ class Sampler:
         names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
         own = self.store.own_native_ids
         table = self.store.threads
-        counts = self.store.functions.thread_memory() if self.memory is not None else {}
+        counts = self.memory.thread_memory() if self.memory is not None else {}
         alive: dict[int, ThreadFigures] = {}
         for thread in process.threads():
             seen = alive[thread.id] = self._figures(
@@ -132,7 +128,6 @@ class Sampler:
         table.update(alive, figures)
         self._builtin_gauges(figures)
         self._probe_event_loops()
-        self.store.functions.fold_ended_threads()  # memory follows the live threads
 
     def _figures(
         self,

@@ -3,9 +3,9 @@
 Every path to a task (``create_task``, ``gather``, ``ensure_future``, ``TaskGroup``,
 ``asyncio.run``, eager task factories) ends in ``asyncio.tasks.Task(...)``, looked up when it
 is called: hotpath puts a subclass of the C Task there, so ``isinstance`` and ``repr`` stay as
-they were. It records the task, and leaves its figures to the timing collector, which already
-follows the coroutine's frame: it is told which frame belongs to which task (``watchers``), and
-counts the task's steps and running time as they happen.
+they were. It records the task, and leaves its figures to the recorder, which already follows
+the coroutine's frame: when that frame first starts, the recorder asks ``started`` whose it is,
+and then writes the task's steps and running time as they happen.
 
 Only tasks whose coroutine function the filter selects are recorded: hotpath's own server and
 the program's libraries are not.
@@ -37,8 +37,8 @@ class TaskCollector:
         self.selects = selects
         self.main_name = main_name
         self.root = root
-        # id(coroutine frame) -> its task, until the timing collector sees the frame start.
-        self.watchers: dict[int, TaskRecord] = {}
+        # id(coroutine frame) -> its task, until the recorder sees the frame start.
+        self._waiting: dict[int, TaskRecord] = {}
         self._original: type | None = None
 
     def install(self) -> None:
@@ -89,8 +89,15 @@ class TaskCollector:
             group.created += 1
             group.live[record.id] = record
         key = id(frame)
-        self.watchers[key] = record
-        record.forget = lambda: self.watchers.pop(key, None)  # a task that never started
+        self._waiting[key] = record
+        record.forget = lambda: self._waiting.pop(key, None)  # a task that never started
+        return record
+
+    def started(self, frame_id: int) -> TaskRecord | None:
+        """The recorder saw this coroutine frame start: the task it belongs to, if any."""
+        record = self._waiting.pop(frame_id, None)
+        if record is not None:
+            record.state = "started"
         return record
 
 

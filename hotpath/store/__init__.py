@@ -31,6 +31,7 @@ class RunInfo:
     percentiles: tuple[float, ...]
     sample_interval_s: float
     alloc_snapshot_s: float
+    recorder: str = "c"  # "c" or "python": which implementation times the calls
     pid: int = field(default_factory=os.getpid)
     python: str = field(default_factory=lambda: sys.version.split()[0])
 

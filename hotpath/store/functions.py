@@ -10,13 +10,12 @@ in-flight calls of every thread. When a thread ends, its records are merged into
 from __future__ import annotations
 
 import threading
-import weakref
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 from types import CodeType
-from typing import Literal
+from typing import Literal, Protocol
 
 from hotpath.store.histogram import add_buckets, percentiles
 
@@ -77,36 +76,6 @@ class CallMemory:
 # A call's figures as the event path records them: a plain tuple, since under tracemalloc
 # every object hotpath makes costs a trace. Made into CallMemory when folded.
 PendingMemory = tuple[int, int, int, bool]  # allocated, freed, peak, nested
-
-
-class RecordMemory:
-    """One thread's memory figures for one function, written by that thread."""
-
-    __slots__ = ("pending", "self_allocated", "self_freed")
-
-    def __init__(self) -> None:
-        self.self_allocated = 0  # while this function itself was running (not its callees)
-        self.self_freed = 0
-        self.pending: dict[int, PendingMemory] = {}  # end timestamp -> the call's figures
-
-
-class ThreadMemory:
-    """One thread's running memory figures; the three lists follow the timing stack."""
-
-    __slots__ = ("allocated", "freed", "highs", "started_allocated", "started_freed")
-
-    def __init__(self) -> None:
-        self.allocated = 0
-        self.freed = 0
-        # Per call in progress: allocated and freed at its start, its high-water net so far.
-        # Parallel lists of existing ints: pushing a call makes no new object.
-        self.started_allocated: list[int] = []
-        self.started_freed: list[int] = []
-        self.highs: list[int] = []
-
-    @property
-    def net(self) -> int:
-        return self.allocated - self.freed
 
 
 @dataclass(slots=True)
@@ -261,81 +230,6 @@ class Totals:
         return clone
 
 
-class ThreadRecord:
-    """One function's data as written by one thread; the hot fields of the event path."""
-
-    __slots__ = (
-        "active_ns",
-        "buf",
-        "child_ns",
-        "code",
-        "depth",
-        "ends",
-        "failed",
-        "gen",
-        "info",
-        "memory",
-        "starts",
-        "thread",
-        "total_ns",
-        "totals",
-    )
-
-    def __init__(self, info: FunctionInfo, thread: ThreadIdentity) -> None:
-        self.info = info
-        self.code = info.code
-        self.gen = info.kind != "function"
-        self.thread = thread
-        self.depth = 0
-        self.total_ns = 0
-        self.child_ns = 0
-        self.active_ns = 0
-        self.starts = 0
-        self.buf: list[int] = []  # durations of finished calls not yet folded into totals
-        self.ends: list[int] = []  # their end timestamps, for the call log
-        self.failed: dict[int, str] = {}  # end timestamp -> exception type, for failed calls
-        self.memory: RecordMemory | None = None  # with --alloc
-        self.totals = Totals(info.log_limit)
-
-    def fold_pending(self) -> None:
-        """Move pending calls into ``totals``; the caller holds the table lock."""
-        count = len(self.buf)
-        durations = self.buf[:count]
-        ends = self.ends[:count]
-        failed = self.failed
-        self.failed = {}
-        self.totals.add_calls(durations, ends, failed, self.thread, self._take_memory())
-        del self.buf[:count]
-        del self.ends[:count]
-
-    def _take_memory(self) -> dict[int, PendingMemory]:
-        memory = self.memory
-        if memory is None:
-            return {}
-        pending = memory.pending
-        memory.pending = {}
-        self.totals.memory.self_allocated += memory.self_allocated
-        self.totals.memory.self_freed += memory.self_freed
-        memory.self_allocated = memory.self_freed = 0
-        return pending
-
-    def view(self) -> Totals:
-        """Totals including pending calls and the running accumulators, without changing self."""
-        view = self.totals.copy()
-        count = len(self.buf)
-        memory = self.memory
-        pending = dict(memory.pending) if memory is not None else {}
-        view.add_calls(self.buf[:count], self.ends[:count], dict(self.failed), self.thread, pending)
-        if memory is not None:
-            view.memory.self_allocated += memory.self_allocated
-            view.memory.self_freed += memory.self_freed
-        view.total_ns += self.total_ns
-        view.child_ns += self.child_ns
-        view.active_ns += self.active_ns
-        view.starts += self.starts
-        return view
-
-
 @dataclass(slots=True, eq=False)
 class FunctionInfo:
     id: int
@@ -345,30 +239,12 @@ class FunctionInfo:
     filename: str
     lineno: int
     kind: FunctionKind
-    code: CodeType  # held so that id(code) keys stay valid while we use them
+    code: CodeType  # held so that the recorders' keys for it stay valid
     log_limit: int
-    records: list[ThreadRecord] = field(default_factory=list)
-    retired: Totals = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.retired = Totals(self.log_limit)
 
     @property
     def location(self) -> str:
         return f"{self.filename}:{self.lineno}"
-
-
-class ThreadState:
-    """Everything one thread's events touch. Only that thread writes to it."""
-
-    __slots__ = ("identity", "memory", "records", "stack")
-
-    def __init__(self, identity: ThreadIdentity) -> None:
-        self.identity = identity
-        self.memory: ThreadMemory | None = None  # with --alloc
-        self.records: dict[int, ThreadRecord] = {}  # id(code) -> record
-        # Flat pairs (record or activation, start ns): two appends cost no allocation.
-        self.stack: list[object] = []
 
 
 @dataclass(slots=True)
@@ -403,44 +279,28 @@ class FunctionStats:
         return percentiles(self.totals.buckets, quantiles)
 
 
-class FunctionTable:
-    """All functions hotpath times, capped at ``max_functions``."""
+class FunctionSource(Protocol):
+    """Where the figures come from: the recorder (see hotpath.recorder)."""
 
-    def __init__(self, log_limit: int, max_functions: int, flush_at: int = 256) -> None:
-        # Reentrant: a signal handler (SIGTERM's report) may run while this thread holds it.
-        self.lock = threading.RLock()
+    def read(self, now_ns: int) -> list[FunctionStats]: ...
+
+    def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]: ...
+
+
+class FunctionTable:
+    """All functions hotpath times, capped at ``max_functions``; their figures are read from
+    the recorder, which keeps them (``attach``)."""
+
+    def __init__(self, log_limit: int, max_functions: int) -> None:
+        self.lock = threading.Lock()
         self.log_limit = log_limit
         self.max_functions = max_functions
-        self.flush_at = flush_at
         self.functions: list[FunctionInfo] = []
         self.dropped = 0  # functions the filter selected but the cap turned away
-        # Threads with records, by id(state); ended ones leave when they are folded.
-        self._threads: dict[int, ThreadState] = {}
-        self._watchers: dict[int, tuple[weakref.ref[object], ThreadState]] = {}
-        self._ended: deque[weakref.ref[object]] = deque()  # watchers of threads that ended
+        self._source: FunctionSource | None = None
 
-    def watch_thread(self, state: ThreadState, handle: object) -> None:
-        """Retire ``state`` when ``handle`` dies, which it does when its thread ends.
-
-        The weakref's callback is a C-level ``deque.append``: it runs while the thread is torn
-        down, where any Python code would fire monitoring events in a thread whose state is
-        gone. The folding waits for the next reader, under the lock.
-        """
-        watcher = weakref.ref(handle, self._ended.append)
-        self._watchers[id(watcher)] = (watcher, state)
-
-    def _fold_retired_threads(self) -> None:
-        """Merge ended threads' records into their functions' retired totals; lock held."""
-        while self._ended:
-            _, state = self._watchers.pop(id(self._ended.popleft()))
-            self._threads.pop(id(state), None)
-            for record in state.records.values():
-                record.fold_pending()
-                info = record.info
-                info.retired.merge(record.view())
-                info.retired.compact()
-                info.records.remove(record)
-            state.records.clear()
+    def attach(self, source: FunctionSource) -> None:
+        self._source = source
 
     def add_function(
         self,
@@ -468,72 +328,10 @@ class FunctionTable:
             self.functions.append(info)
             return info
 
-    def add_record(self, state: ThreadState, info: FunctionInfo) -> ThreadRecord:
-        # The first timed function of a thread runs inside Thread.run: it is registered now.
-        state.identity.resolve()
-        record = ThreadRecord(info, state.identity)
-        with self.lock:
-            self._fold_retired_threads()
-            self._threads[id(state)] = state
-            info.records.append(record)
-            state.records[id(info.code)] = record
-        return record
-
-    def flush(self, record: ThreadRecord) -> None:
-        with self.lock:
-            record.fold_pending()
-
     def snapshot(self, now_ns: int) -> list[FunctionStats]:
-        with self.lock:
-            self._fold_retired_threads()
-            running: Counter[int] = Counter()
-            running_ns: Counter[int] = Counter()
-            for state in self._threads.values():
-                self._count_in_flight(state, now_ns, running, running_ns)
-            stats = []
-            for info in self.functions:
-                totals = info.retired.copy()
-                for record in info.records:
-                    totals.merge(record.view())
-                in_flight = running[info.id]
-                if info.kind != "function":
-                    in_flight = totals.starts - totals.completed
-                stats.append(FunctionStats(info, totals, in_flight, running_ns[info.id]))
-            return stats
+        """Every function the recorder times, with calls in progress counted up to now_ns."""
+        return self._source.read(now_ns) if self._source is not None else []
 
-    @staticmethod
-    def _count_in_flight(
-        state: ThreadState, now_ns: int, running: Counter[int], running_ns: Counter[int]
-    ) -> None:
-        stack = state.stack[:]
-        outermost: set[int] = set()
-        for index in range(0, len(stack) - 1, 2):
-            entry = stack[index]
-            if not isinstance(entry, ThreadRecord):
-                continue  # generator activations are counted from their starts
-            started = stack[index + 1]
-            assert isinstance(started, int)
-            function_id = entry.info.id
-            running[function_id] += 1
-            if function_id not in outermost:
-                outermost.add(function_id)
-                running_ns[function_id] += now_ns - started
-
-    def thread_memory(self) -> dict[int, ThreadMemory]:
-        """Memory figures of live threads, by OS thread id (with --alloc)."""
-        with self.lock:
-            return {
-                state.identity.native_id: state.memory
-                for state in self._threads.values()
-                if state.memory is not None
-            }
-
-    def fold_ended_threads(self) -> None:
-        """Fold ended threads now, even if nobody reads: the sampler calls this."""
-        with self.lock:
-            self._fold_retired_threads()
-
-    def live_threads(self) -> int:
-        with self.lock:
-            self._fold_retired_threads()
-            return len(self._threads)
+    def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]:
+        """A function's newest ``limit`` calls, oldest first."""
+        return self._source.recent_calls(info, limit) if self._source is not None else []

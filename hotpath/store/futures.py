@@ -14,7 +14,7 @@ from hotpath.store.histogram import Distribution
 
 
 class TaskRecord:
-    """One task. Its figures while running come from the timing collector's activation."""
+    """One task. Its figures while running are written by the recorder."""
 
     __slots__ = (
         "active_ns",
@@ -26,7 +26,6 @@ class TaskRecord:
         "name",
         "outcome",
         "polls",
-        "started_ns",
         "state",
         "task",
     )
@@ -39,7 +38,6 @@ class TaskRecord:
         self.name = name
         self.created_at = created_at
         self.created_ns = now
-        self.started_ns: int | None = None
         self.done_ns: int | None = None
         self.state = "pending"  # then "started", then "done", "cancelled" or "failed"
         self.polls = 0  # steps: the first run, then every resume

@@ -185,7 +185,10 @@ def render(report: JSON, stream: IO[str], limit: int) -> None:
     # Reports often go to a pipe or a log file, where rich would assume 80 columns.
     width = max(shutil.get_terminal_size((120, 24)).columns, 100)
     console = Console(file=stream, highlight=False, width=width)
-    console.print(f"[bold]\\[hotpath][/bold] {status['uptime']} | {', '.join(collectors)}")
+    console.print(
+        f"[bold]\\[hotpath][/bold] {status['uptime']} | {', '.join(collectors)} "
+        f"| {status['recorder']} recorder"
+    )
     console.print(_functions(report["functions_timing"], status["percentiles"], limit))
     if report["functions_alloc"].get("recorded"):
         console.print(_allocations(report["functions_alloc"], limit))

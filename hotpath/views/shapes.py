@@ -12,7 +12,7 @@ from typing import Any
 
 from hotpath.store import Store
 from hotpath.store.channels import RECENT_KEPT, RECENT_WINDOW_NS, ChannelSite
-from hotpath.store.functions import CallRecord, FunctionInfo, FunctionStats, Totals
+from hotpath.store.functions import CallRecord, FunctionInfo, FunctionStats
 from hotpath.store.futures import FutureGroup, TaskRecord
 from hotpath.store.gauges import GaugeReading
 from hotpath.store.histogram import Distribution, percentiles
@@ -88,10 +88,13 @@ def _newest[T](entries: list[T], limit: int) -> list[T]:
     return entries[::-1][:limit]
 
 
-def _chosen_function(store: Store, function_name: str) -> tuple[FunctionInfo, Totals]:
+def _chosen_function(
+    store: Store, function_name: str, limit: int
+) -> tuple[FunctionInfo, list[CallRecord]]:
+    """The function a name finds, and its newest ``limit`` logged calls, oldest first."""
     stats = store.functions.snapshot(store.now_ns())
     chosen = find([s.info for s in stats], function_name, "function")
-    return chosen, next(s.totals for s in stats if s.info is chosen)
+    return chosen, store.functions.recent_calls(chosen, limit)
 
 
 def _log_row(record: CallRecord, store: Store) -> JSON:
@@ -107,8 +110,8 @@ def _log_row(record: CallRecord, store: Store) -> JSON:
 
 def function_timing_logs(store: Store, function_name: str, limit: int) -> JSON:
     check_limit(limit)
-    chosen, totals = _chosen_function(store, function_name)
-    recent = _newest(totals.recent_calls(limit), limit)
+    chosen, calls = _chosen_function(store, function_name, limit)
+    recent = _newest(calls, limit)
     return {
         "function": {"id": chosen.id, "name": chosen.name, "location": chosen.location},
         "order": "newest_first",
@@ -123,6 +126,7 @@ def profiler_status(store: Store) -> JSON:
         "pid": info.pid,
         "argv": info.argv,
         "python": info.python,
+        "recorder": info.recorder,
         "uptime_ns": store.wall_ns(),
         "uptime": units.duration(store.wall_ns()),
         "running": store.ended_ns is None,
@@ -274,8 +278,7 @@ def function_alloc_logs(store: Store, function_name: str, limit: int) -> JSON:
     check_limit(limit)
     if not store.info.collectors.get("alloc"):
         return _not_recorded("logs", ALLOC_OFF)
-    chosen, totals = _chosen_function(store, function_name)
-    calls = totals.recent_calls(store.functions.log_limit)
+    chosen, calls = _chosen_function(store, function_name, store.functions.log_limit)
     recent = _newest([record for record in calls if record.memory is not None], limit)
     logs = []
     for record in recent:

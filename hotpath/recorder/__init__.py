@@ -1,0 +1,199 @@
+"""The recorder: sys.monitoring callbacks that time calls, behind one small interface.
+
+Two implementations keep this contract, and the whole test suite runs on each:
+``hotpath.recorder.compiled`` (the callbacks in C, ``_crecorder.c``) and
+``hotpath.recorder.python`` (its pure-Python twin, the fallback where the extension is not
+built). ``HOTPATH_RECORDER=c|python`` chooses; by default the compiled one when it imports.
+
+What a recorder is given
+------------------------
+- ``decide(code, frame) -> FunctionInfo | None``: asked once per code object, at its first
+  event, whether it is timed (the filter, and the store's cap on functions). Code it declines
+  gets ``DISABLE`` at each of its event locations and costs nothing after.
+- ``listener``: the asyncio collectors, told only about generator-like calls (see
+  ``Listener``); ``None`` when nobody listens.
+- ``log_limit``: how many recent calls to keep per function.
+
+What it records
+---------------
+Per function (FunctionInfo), from the events PY_START, PY_RETURN, PY_UNWIND, PY_RESUME,
+PY_THROW and PY_YIELD of every thread:
+
+- a *call* of a plain function lasts from PY_START to PY_RETURN or PY_UNWIND; a call of a
+  generator, coroutine or async generator (an *activation*, found again by its frame) from its
+  first start to its final return, however often it suspends, and ``active_ns`` sums the time
+  it actually ran;
+- finished calls: count, sum of durations (``all_ns``), min, max, a log-bucketed histogram,
+  errors by exception type name, and the last ``log_limit`` calls (end, duration, thread,
+  outcome);
+- ``total_ns``: inclusive time with recursive or overlapping calls in one thread counted once;
+  ``child_ns``: time spent in timed functions called directly from it (self = all - child);
+- an end whose start is not on top of the thread's stack drops the entries above its start
+  (they missed their ends); an end with no start at all (begun before hotpath watched) is
+  ignored.
+
+What it answers
+---------------
+``read(now_ns)`` gives every function's cumulative figures (``FunctionStats``), including calls
+in progress: plain calls on some thread's stack now, and the time so far of the outermost one
+per thread. ``recent_calls(info, limit)`` gives a function's newest logged calls. Both may be
+called from any thread while the program runs. ``live_threads()`` counts threads with state
+(ended threads' state is freed). ``start()`` claims a tool id and registers the callbacks;
+``stop()`` releases them, and leaves alone a tool id the program has freed or taken over.
+
+Timestamps are ``time.perf_counter_ns()`` readings (the C recorder reads the same clock).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from collections.abc import Callable, Mapping
+from types import CodeType, FrameType
+from typing import Any, Literal, Protocol
+
+from hotpath.store.functions import CallRecord, FunctionInfo, FunctionStats
+
+monitoring = sys.monitoring
+EVENTS = monitoring.events
+TOOL_NAME = "hotpath"
+# 3 and 4 belong to no standard tool: debuggers (0), coverage (1), profilers such as cProfile
+# (2) and optimizers (5) keep theirs, so a program can still run them under hotpath.
+PREFERRED_TOOL_IDS = (3, 4, 5, 2, 1, 0)
+# Generators that are dropped while suspended may never report an end (3.13.0 sends no event
+# for it), so their activations are capped rather than trusted to finish.
+MAX_OPEN_ACTIVATIONS = 100_000
+EVENT_SET = (
+    EVENTS.PY_START,
+    EVENTS.PY_RETURN,
+    EVENTS.PY_UNWIND,
+    EVENTS.PY_RESUME,
+    EVENTS.PY_THROW,
+    EVENTS.PY_YIELD,
+)
+
+Implementation = Literal["c", "python"]
+Decide = Callable[[CodeType, FrameType | None], FunctionInfo | None]
+
+
+class NoToolIdError(RuntimeError):
+    """Every sys.monitoring tool id is taken by other tools."""
+
+
+class RecorderUnavailable(RuntimeError):
+    """The recorder asked for cannot run here; the message says why."""
+
+
+class TaskProgress(Protocol):
+    """An asyncio task's figures, written by the recorder as its coroutine runs."""
+
+    polls: int  # steps: the first run, then every resume
+    active_ns: int  # time the coroutine actually ran
+
+
+class Listener(Protocol):
+    """What the recorder tells the asyncio collectors. Called only for generator-like calls,
+    never for plain ones; an exception raised here gives the event up, silently."""
+
+    def task_started(self, frame_id: int) -> TaskProgress | None:
+        """A coroutine's first start: the task running it (whose coroutine's frame has this
+        id), or None when it is not a task's."""
+
+    def stream_opened(self, function: FunctionInfo) -> Any:
+        """An async generator's first start: a stream handle, or None."""
+
+    def stream_yielded(self, stream: Any, value: object) -> None:
+        """It suspended, yielding ``value`` (an item, or an await: the collector tells)."""
+
+    def stream_ended(self, stream: Any, error: str | None) -> None:
+        """Its call finished: returned (None) or raised (the exception type's name)."""
+
+
+class Recorder(Protocol):
+    implementation: Implementation
+    tool_id: int | None
+
+    def start(self) -> None: ...
+
+    def stop(self) -> bool: ...
+
+    def read(self, now_ns: int) -> list[FunctionStats]: ...
+
+    def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]: ...
+
+    def live_threads(self) -> int: ...
+
+
+def claim_tool_id() -> int:
+    for tool in PREFERRED_TOOL_IDS:
+        if monitoring.get_tool(tool) is None:
+            try:
+                monitoring.use_tool_id(tool, TOOL_NAME)
+            except ValueError:  # taken between the check and the claim
+                continue
+            return tool
+    raise NoToolIdError("every sys.monitoring tool id (0-5) is already in use")
+
+
+def register(tool: int, callbacks: dict[int, Callable[..., object]]) -> None:
+    for event, callback in callbacks.items():
+        monitoring.register_callback(tool, event, callback)
+    monitoring.set_events(tool, sum(callbacks))
+
+
+def release_tool_id(tool: int, events: tuple[int, ...]) -> bool:
+    """Give the tool id back; False when the program freed it or took it over first (then
+    nothing of it is touched: it is the program's now)."""
+    if monitoring.get_tool(tool) != TOOL_NAME:
+        return False
+    # On 3.12 and 3.13 free_tool_id leaves callbacks and events in place: clear them first.
+    monitoring.set_events(tool, 0)
+    for event in events:
+        monitoring.register_callback(tool, event, None)
+    monitoring.free_tool_id(tool)
+    return True
+
+
+def compiled_unavailable() -> str | None:
+    """Why the compiled recorder cannot run here, or None when it can."""
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        # Its tables rely on the GIL; on a free-threaded build the callbacks run in parallel.
+        return "this is a free-threaded build of Python, and the compiled recorder needs the GIL"
+    try:
+        from hotpath.recorder import _crecorder  # noqa: F401
+    except ImportError as error:
+        return f"its extension module was not built ({error})"
+    return None
+
+
+def choose(environ: Mapping[str, str] | None = None) -> Implementation:
+    """The recorder to use: HOTPATH_RECORDER if set, else the compiled one when it can run.
+    Raises RecorderUnavailable for a forced ``c`` that cannot run, ValueError for a bad name."""
+    wanted = (environ if environ is not None else os.environ).get("HOTPATH_RECORDER", "")
+    wanted = wanted.strip().lower()
+    if wanted not in ("", "c", "python"):
+        raise ValueError(f"HOTPATH_RECORDER must be c or python, got {wanted!r}")
+    if wanted == "python":
+        return "python"
+    why = compiled_unavailable()
+    if why is None:
+        return "c"
+    if wanted == "c":
+        raise RecorderUnavailable(f"HOTPATH_RECORDER=c, but {why}")
+    return "python"
+
+
+def create(
+    implementation: Implementation,
+    decide: Decide,
+    listener: Listener | None,
+    log_limit: int,
+) -> Recorder:
+    if implementation == "c":
+        from hotpath.recorder.compiled import CompiledRecorder
+
+        return CompiledRecorder(decide, listener, log_limit)
+    from hotpath.recorder.python import PythonRecorder
+
+    return PythonRecorder(decide, listener, log_limit)

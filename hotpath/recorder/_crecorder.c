@@ -1,0 +1,1695 @@
+/*
+ * hotpath's compiled recorder: the sys.monitoring callbacks in C.
+ *
+ * The contract it fulfils (what the callbacks record, what read() answers) is written once,
+ * in hotpath/recorder/__init__.py; hotpath/recorder/python.py is its pure-Python twin, and
+ * the same test suite runs on both.
+ *
+ * Data layout
+ * -----------
+ * Recorder (one per profiled run; a Python object owning everything below)
+ *   functions[]   Function*, one per timed code object, in the order they were decided.
+ *                 Each Function is allocated on its own and lives as long as the Recorder,
+ *                 so a Function* stays valid when the array grows.
+ *   acts          open-addressing map: frame object address -> Activation* (one open call
+ *                 of a generator or coroutine, alive across its suspensions), capped at
+ *                 MAX_ACTIVATIONS; an insertion-ordered list beside it names the oldest.
+ *   threads       doubly linked list of ThreadRec, one per thread that fired an event.
+ *   tss           thread-specific storage: the calling thread's ThreadRec.
+ * Function        totals of finished calls (count, sums, min, max), a log-bucketed histogram
+ *                 (32 buckets per doubling, pages of 32 counters allocated per octave on first
+ *                 use), error counts by exception type (a dict replaced, never mutated), and a
+ *                 ring of the last log_limit calls.
+ * ThreadRec       the thread's stack of calls in progress (Entry: Function*, Activation* or
+ *                 NULL, start time, code) and, per function, how many of its entries are on
+ *                 that stack (on_stack[], indexed like functions[]).
+ * Code objects    carry the verdict in their co_extra slot (PyUnstable_Code_SetExtra):
+ *                 (tag << SLOT_BITS) | slot, slot 1 = not timed, 2 + i = functions[i]. The
+ *                 tag is this Recorder's, so a verdict from an earlier Recorder reads as
+ *                 undecided. The verdict dies with its code object: a reused address never
+ *                 inherits it, and no code object is kept alive for it.
+ *
+ * Invariants
+ * ----------
+ * - Every callback, method and destructor runs with the GIL held; free-threaded builds use
+ *   the Python recorder (hotpath/recorder/__init__.py refuses this module there).
+ * - Another thread can run only where this file calls into Python or allocates a Python
+ *   container (which may start the garbage collector and so finalizers): decide(), the
+ *   listener, the thread identity factory, the error-type dict copy, a Py_DECREF of a logged
+ *   object. Across those calls no pointer into a growable array (functions[], the act map's
+ *   slots) is held; Function, Activation and ThreadRec structs never move.
+ * - A ThreadRec is touched by its own thread, except by read() (which copies it without
+ *   allocating Python objects) and by its guard's destructor (at thread end).
+ * - on_stack[i] equals the number of stack entries of functions[i] on that thread.
+ * - An Activation is freed only when it is out of the map and off every stack.
+ * - Nothing here prints, and no exception that is an Exception escapes into the program: a
+ *   failure gives the event up. BaseExceptions (KeyboardInterrupt raised by a signal handler
+ *   that ran inside decide()) propagate, as they would have without hotpath.
+ * - C memory comes from PyMem_Raw*: it needs no GIL and is never counted as the program's.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#ifdef _WIN32
+#include <windows.h>
+#endif
+
+#define SLOT_BITS 24
+#define SLOT_MASK ((uintptr_t)((1u << SLOT_BITS) - 1))
+#define SLOT_REJECTED 1
+#define MAX_FUNCTIONS ((Py_ssize_t)SLOT_MASK - 2)
+#define MAX_ACTIVATIONS 100000
+#define STEPS 32      /* histogram buckets per doubling: within 1.1% at the midpoint */
+#define OCTAVES 64
+#define CELLS 1024    /* histogram: the mantissa's top 10 bits index the sub-bucket table */
+#define FRAME_WALK 64 /* frames searched for the one an event is about */
+
+#define CO_GEN 0x20
+#define CO_CORO 0x80
+#define CO_ASYNC_GEN 0x200
+
+/* ---------------------------------------------------------------------------------------- */
+/* The clock: the one time.perf_counter_ns() reads, so that timestamps mix with Python's.     */
+
+static inline int64_t
+now_ns(void)
+{
+#if defined(_WIN32)
+    /* What time.perf_counter_ns() reads on Windows (Python's own conversion, for 3.12). */
+    static LARGE_INTEGER frequency;
+    LARGE_INTEGER ticks;
+    if (frequency.QuadPart == 0) {
+        QueryPerformanceFrequency(&frequency);
+    }
+    QueryPerformanceCounter(&ticks);
+    int64_t whole = ticks.QuadPart / frequency.QuadPart;
+    int64_t rest = ticks.QuadPart % frequency.QuadPart;
+    return whole * 1000000000 + rest * 1000000000 / frequency.QuadPart;
+#elif defined(__APPLE__)
+    return (int64_t)clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t end_ns;
+    int64_t duration_ns;
+    PyObject *thread;  /* the thread's identity object (strong) */
+    PyObject *outcome; /* exception type name (strong), or NULL: returned */
+} LoggedCall;
+
+typedef struct Function {
+    PyObject *info;  /* hotpath.store.functions.FunctionInfo (strong) */
+    PyObject *code;  /* info.code: borrowed, info holds it */
+    Py_ssize_t index;
+    int generator;   /* a generator, coroutine or async generator: calls are activations */
+    int coroutine;
+    int async_gen;
+    int64_t completed, all_ns, total_ns, child_ns, active_ns, starts, errors;
+    int64_t min_ns, max_ns;
+    uint64_t zeros;
+    uint64_t *octaves[OCTAVES];
+    PyObject *error_types; /* dict: type name -> count; replaced on change, or NULL */
+    LoggedCall *log;       /* ring of log_limit entries, allocated on first call */
+    Py_ssize_t log_next, log_count;
+    uint64_t read_mark;    /* read(): last thread walk that counted this function */
+} Function;
+
+typedef struct Activation {
+    Function *fn;
+    void *key;             /* the frame object's address */
+    struct Activation *older, *newer; /* insertion order, while in the map */
+    int in_map, on_stack;
+    int64_t start_ns, active_ns, child_ns, polls;
+    PyObject *watcher;     /* asyncio task progress (strong), or NULL */
+    PyObject *stream;      /* async generator stream (strong), or NULL */
+    PyObject *error;       /* type name it ended with (strong), or NULL */
+} Activation;
+
+typedef struct {
+    Function *fn;
+    Activation *act; /* NULL for a plain call */
+    PyObject *code;  /* borrowed: fn->info holds it */
+    int64_t start_ns;
+} Entry;
+
+struct Recorder;
+
+typedef struct ThreadRec {
+    struct ThreadRec *prev, *next;
+    struct Recorder *recorder;
+    PyObject *guard;    /* borrowed: owned by the thread's dict; its death frees this */
+    PyObject *identity; /* made at the thread's first timed call (strong) */
+    Entry *stack;
+    Py_ssize_t depth, capacity;
+    int32_t *on_stack;
+    Py_ssize_t on_stack_size;
+} ThreadRec;
+
+typedef struct {
+    void **keys;
+    Activation **values;
+    Py_ssize_t capacity, used; /* capacity: a power of two */
+} ActMap;
+
+typedef struct Recorder {
+    PyObject_HEAD
+    PyObject *decide;   /* (code, frame or None) -> FunctionInfo or None */
+    PyObject *listener; /* None, or an object with task_started/stream_* methods */
+    PyObject *new_identity; /* () -> the calling thread's identity object */
+    PyObject *disable;  /* sys.monitoring.DISABLE */
+    PyObject *guard_key;
+    PyTypeObject *guard_type;
+    /* Interned names: looking them up makes no string per event. */
+    PyObject *s_task_started, *s_stream_opened, *s_stream_yielded, *s_stream_ended;
+    PyObject *s_active_ns, *s_polls;
+    Py_ssize_t code_index;
+    uintptr_t tag;
+    Py_ssize_t log_limit;
+    Function **functions;
+    Py_ssize_t nfunctions, cfunctions;
+    ActMap acts;
+    Activation *oldest, *newest;
+    ThreadRec *threads;
+    Py_tss_t tss;
+    int tss_ready;
+    uint64_t read_marks;
+    Py_ssize_t given_up; /* events given up: allocation failures, errors in decide */
+    /* Histogram buckets without log2() per call (it cost 8-15 ns of ~105 on W1): for a
+       mantissa m in [1, 2), cell_bucket[top 10 bits of m] is floor(STEPS * log2(m)) at the
+       cell's low end, and at most one bucket boundary (bucket_low[b] = 2^(b / STEPS)) lies in
+       a cell, since a cell (0.1%) is narrower than a bucket (2.2%). */
+    unsigned char cell_bucket[CELLS];
+    double bucket_low[STEPS + 1];
+} Recorder;
+
+typedef struct {
+    PyObject_HEAD
+    ThreadRec *rec;
+} Guard;
+
+typedef struct {
+    Py_ssize_t code_index;
+    uint64_t recorders; /* made so far in this interpreter: their tags */
+    PyTypeObject *recorder_type;
+    PyTypeObject *guard_type;
+} ModuleState;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Errors: an Exception gives the event up; anything else is the program's to see.           */
+
+/* Returns 0 when the pending error was an Exception (now cleared), -1 to propagate. */
+static int
+give_up(Recorder *r)
+{
+    r->given_up++;
+    if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+    PyErr_Clear();
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Histogram: bucket floor(log2(v) * STEPS), as store/histogram.py computes it (the two differ
+   only for a value within a rounding error of a bucket's edge).                             */
+
+static void
+histogram_tables(Recorder *r)
+{
+    for (int b = 0; b <= STEPS; b++) {
+        r->bucket_low[b] = pow(2.0, (double)b / STEPS);
+    }
+    for (int cell = 0; cell < CELLS; cell++) {
+        double low = 1.0 + (double)cell / CELLS;
+        int b = 0;
+        while (b + 1 < STEPS && r->bucket_low[b + 1] <= low) {
+            b++;
+        }
+        r->cell_bucket[cell] = (unsigned char)b;
+    }
+}
+
+static void
+histogram_add(Recorder *r, Function *fn, int64_t value)
+{
+    if (value <= 0) {
+        fn->zeros++;
+        return;
+    }
+    /* The double's exponent is the octave; its mantissa's top bits find the step. */
+    double as_double = (double)value;
+    uint64_t bits;
+    memcpy(&bits, &as_double, sizeof bits);
+    int octave = (int)((bits >> 52) & 0x7FF) - 1023;
+    uint64_t fraction = bits & ((UINT64_C(1) << 52) - 1);
+    int step = r->cell_bucket[fraction >> (52 - 10)];
+    double mantissa = 1.0 + (double)fraction / (double)(UINT64_C(1) << 52);
+    if (mantissa >= r->bucket_low[step + 1]) {
+        step++;
+    }
+    if (octave >= OCTAVES) {
+        octave = OCTAVES - 1;
+    }
+    uint64_t *page = fn->octaves[octave];
+    if (page == NULL) {
+        page = PyMem_RawCalloc(STEPS, sizeof(uint64_t));
+        if (page == NULL) {
+            return; /* the count is kept; only its bucket is lost */
+        }
+        fn->octaves[octave] = page;
+    }
+    page[step]++;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The activation map.                                                                       */
+
+static inline Py_ssize_t
+slot_of(const ActMap *map, void *key)
+{
+    uintptr_t h = (uintptr_t)key >> 4;
+    h *= (uintptr_t)0x9E3779B97F4A7C15ull;
+    return (Py_ssize_t)(h & (uintptr_t)(map->capacity - 1));
+}
+
+static Activation *
+map_get(const ActMap *map, void *key)
+{
+    if (map->capacity == 0) {
+        return NULL;
+    }
+    Py_ssize_t i = slot_of(map, key);
+    while (map->keys[i] != NULL) {
+        if (map->keys[i] == key) {
+            return map->values[i];
+        }
+        i = (i + 1) & (map->capacity - 1);
+    }
+    return NULL;
+}
+
+static int
+map_grow(ActMap *map)
+{
+    Py_ssize_t capacity = map->capacity ? map->capacity * 2 : 64;
+    void **keys = PyMem_RawCalloc((size_t)capacity, sizeof(void *));
+    Activation **values = PyMem_RawCalloc((size_t)capacity, sizeof(Activation *));
+    if (keys == NULL || values == NULL) {
+        PyMem_RawFree(keys);
+        PyMem_RawFree(values);
+        return -1;
+    }
+    ActMap bigger = {keys, values, capacity, 0};
+    for (Py_ssize_t i = 0; i < map->capacity; i++) {
+        if (map->keys[i] != NULL) {
+            Py_ssize_t j = slot_of(&bigger, map->keys[i]);
+            while (bigger.keys[j] != NULL) {
+                j = (j + 1) & (capacity - 1);
+            }
+            bigger.keys[j] = map->keys[i];
+            bigger.values[j] = map->values[i];
+            bigger.used++;
+        }
+    }
+    PyMem_RawFree(map->keys);
+    PyMem_RawFree(map->values);
+    *map = bigger;
+    return 0;
+}
+
+static int
+map_put(ActMap *map, void *key, Activation *value)
+{
+    if ((map->used + 1) * 2 > map->capacity && map_grow(map) < 0) {
+        return -1;
+    }
+    Py_ssize_t i = slot_of(map, key);
+    while (map->keys[i] != NULL && map->keys[i] != key) {
+        i = (i + 1) & (map->capacity - 1);
+    }
+    if (map->keys[i] == NULL) {
+        map->used++;
+    }
+    map->keys[i] = key;
+    map->values[i] = value;
+    return 0;
+}
+
+/* Linear probing with backward-shift deletion: no tombstones to accumulate. */
+static void
+map_remove(ActMap *map, void *key)
+{
+    if (map->capacity == 0) {
+        return;
+    }
+    Py_ssize_t mask = map->capacity - 1;
+    Py_ssize_t i = slot_of(map, key);
+    while (map->keys[i] != key) {
+        if (map->keys[i] == NULL) {
+            return;
+        }
+        i = (i + 1) & mask;
+    }
+    Py_ssize_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (map->keys[j] == NULL) {
+            break;
+        }
+        Py_ssize_t home = slot_of(map, map->keys[j]);
+        /* Move j back to i unless its home lies cyclically in (i, j]. */
+        if ((i <= j) ? (i < home && home <= j) : (i < home || home <= j)) {
+            continue;
+        }
+        map->keys[i] = map->keys[j];
+        map->values[i] = map->values[j];
+        i = j;
+    }
+    map->keys[i] = NULL;
+    map->values[i] = NULL;
+    map->used--;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Activations.                                                                              */
+
+static void
+act_free(Activation *act)
+{
+    PyObject *watcher = act->watcher, *stream = act->stream, *error = act->error;
+    PyMem_RawFree(act);
+    Py_XDECREF(watcher);
+    Py_XDECREF(stream);
+    Py_XDECREF(error);
+}
+
+static void
+act_unmap(Recorder *r, Activation *act)
+{
+    if (!act->in_map) {
+        return;
+    }
+    map_remove(&r->acts, act->key);
+    if (act->older) {
+        act->older->newer = act->newer;
+    }
+    else {
+        r->oldest = act->newer;
+    }
+    if (act->newer) {
+        act->newer->older = act->older;
+    }
+    else {
+        r->newest = act->older;
+    }
+    act->older = act->newer = NULL;
+    act->in_map = 0;
+}
+
+/* Frees it if nothing refers to it any more. */
+static void
+act_release(Activation *act)
+{
+    if (!act->in_map && !act->on_stack) {
+        act_free(act);
+    }
+}
+
+static int
+act_map(Recorder *r, Activation *act)
+{
+    Activation *stale = map_get(&r->acts, act->key);
+    if (stale != NULL) {
+        /* A new generator at the address of one that ended unseen (3.13 sends no event when
+           a suspended generator is collected): the old one counts as started, not finished. */
+        act_unmap(r, stale);
+        act_release(stale);
+    }
+    while (r->acts.used >= MAX_ACTIVATIONS) {
+        Activation *victim = r->oldest;
+        while (victim != NULL && victim->on_stack) {
+            victim = victim->newer;
+        }
+        if (victim == NULL) {
+            break;
+        }
+        act_unmap(r, victim);
+        act_release(victim);
+    }
+    if (map_put(&r->acts, act->key, act) < 0) {
+        return -1;
+    }
+    act->in_map = 1;
+    act->older = r->newest;
+    act->newer = NULL;
+    if (r->newest) {
+        r->newest->newer = act;
+    }
+    else {
+        r->oldest = act;
+    }
+    r->newest = act;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Threads.                                                                                  */
+
+static void
+thread_rec_free(ThreadRec *t)
+{
+    Recorder *r = t->recorder;
+    if (t->prev) {
+        t->prev->next = t->next;
+    }
+    else {
+        r->threads = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
+    if (r->tss_ready && PyThread_tss_get(&r->tss) == t) {
+        (void)PyThread_tss_set(&r->tss, NULL);
+    }
+    for (Py_ssize_t i = 0; i < t->depth; i++) {
+        Activation *act = t->stack[i].act;
+        if (act != NULL) {
+            act->on_stack = 0;
+            act_release(act);
+        }
+    }
+    PyObject *identity = t->identity;
+    PyMem_RawFree(t->stack);
+    PyMem_RawFree(t->on_stack);
+    PyMem_RawFree(t);
+    Py_XDECREF(identity);
+}
+
+static ThreadRec *
+thread_rec_new(Recorder *r)
+{
+    PyObject *dict = PyThreadState_GetDict();
+    if (dict == NULL) {
+        return NULL;
+    }
+    ThreadRec *t = PyMem_RawCalloc(1, sizeof(ThreadRec));
+    if (t == NULL) {
+        return NULL;
+    }
+    Guard *guard = PyObject_GC_New(Guard, r->guard_type);
+    if (guard == NULL) {
+        PyErr_Clear();
+        PyMem_RawFree(t);
+        return NULL;
+    }
+    guard->rec = NULL;
+    /* The dict owns the guard: when the thread's state is cleared, the guard's death frees
+       the record. Storing it may run a finalizer, hence the order below. */
+    if (PyDict_SetItem(dict, r->guard_key, (PyObject *)guard) < 0) {
+        PyErr_Clear();
+        Py_DECREF(guard);
+        PyMem_RawFree(t);
+        return NULL;
+    }
+    Py_DECREF(guard);
+    guard->rec = t;
+    t->guard = (PyObject *)guard;
+    t->recorder = r;
+    t->next = r->threads;
+    if (r->threads) {
+        r->threads->prev = t;
+    }
+    r->threads = t;
+    if (PyThread_tss_set(&r->tss, t) != 0) {
+        return NULL; /* freed with its guard when the thread ends */
+    }
+    return t;
+}
+
+static inline ThreadRec *
+thread_rec(Recorder *r)
+{
+    ThreadRec *t = PyThread_tss_get(&r->tss);
+    return t != NULL ? t : thread_rec_new(r);
+}
+
+static int
+push(ThreadRec *t, Function *fn, Activation *act)
+{
+    if (t->depth == t->capacity) {
+        Py_ssize_t capacity = t->capacity ? t->capacity * 2 : 64;
+        Entry *stack = PyMem_RawRealloc(t->stack, (size_t)capacity * sizeof(Entry));
+        if (stack == NULL) {
+            return -1;
+        }
+        t->stack = stack;
+        t->capacity = capacity;
+    }
+    if (fn->index >= t->on_stack_size) {
+        Py_ssize_t size = t->on_stack_size ? t->on_stack_size : 64;
+        while (size <= fn->index) {
+            size *= 2;
+        }
+        int32_t *counts = PyMem_RawRealloc(t->on_stack, (size_t)size * sizeof(int32_t));
+        if (counts == NULL) {
+            return -1;
+        }
+        memset(counts + t->on_stack_size, 0,
+               (size_t)(size - t->on_stack_size) * sizeof(int32_t));
+        t->on_stack = counts;
+        t->on_stack_size = size;
+    }
+    Entry *e = &t->stack[t->depth++];
+    e->fn = fn;
+    e->act = act;
+    e->code = fn->code;
+    t->on_stack[fn->index]++;
+    if (act != NULL) {
+        act->on_stack = 1;
+    }
+    e->start_ns = now_ns(); /* last: hotpath's bookkeeping is not the call's time */
+    return 0;
+}
+
+/* Takes the top entry off; its activation stays alive until act_release. */
+static Entry
+pop(ThreadRec *t)
+{
+    Entry e = t->stack[--t->depth];
+    t->on_stack[e.fn->index]--;
+    if (e.act != NULL) {
+        e.act->on_stack = 0;
+    }
+    return e;
+}
+
+/* Time spent in a callee belongs to the caller's child time. */
+static inline void
+credit_caller(ThreadRec *t, int64_t ns)
+{
+    if (t->depth > 0) {
+        Entry *caller = &t->stack[t->depth - 1];
+        if (caller->act != NULL) {
+            caller->act->child_ns += ns;
+        }
+        else {
+            caller->fn->child_ns += ns;
+        }
+    }
+}
+
+static int
+ensure_identity(Recorder *r, ThreadRec *t)
+{
+    if (t->identity != NULL) {
+        return 0;
+    }
+    PyObject *identity = PyObject_CallNoArgs(r->new_identity);
+    if (identity == NULL) {
+        return -1;
+    }
+    if (t->identity == NULL) {
+        t->identity = identity;
+    }
+    else {
+        Py_DECREF(identity);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Verdicts, once per code object.                                                           */
+
+#define REJECTED ((Function *)1)
+
+static Function *
+verdict(Recorder *r, PyObject *code)
+{
+    void *extra = NULL;
+    if (PyUnstable_Code_GetExtra(code, r->code_index, &extra) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    uintptr_t value = (uintptr_t)extra;
+    if ((value >> SLOT_BITS) != r->tag) {
+        return NULL; /* undecided */
+    }
+    uintptr_t slot = value & SLOT_MASK;
+    if (slot == SLOT_REJECTED) {
+        return REJECTED;
+    }
+    return r->functions[slot - 2];
+}
+
+static void
+set_verdict(Recorder *r, PyObject *code, uintptr_t slot)
+{
+    if (PyUnstable_Code_SetExtra(code, r->code_index, (void *)((r->tag << SLOT_BITS) | slot)) < 0) {
+        PyErr_Clear(); /* decided again next time */
+    }
+}
+
+/* The frame an event is about (new reference), or NULL; found by its code, not by depth. */
+static PyFrameObject *
+frame_of(PyObject *code)
+{
+    PyFrameObject *frame = PyEval_GetFrame();
+    Py_XINCREF(frame);
+    for (int i = 0; frame != NULL && i < FRAME_WALK; i++) {
+        PyCodeObject *its = PyFrame_GetCode(frame);
+        Py_DECREF(its);
+        if ((PyObject *)its == code) {
+            return frame;
+        }
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    Py_XDECREF(frame);
+    return NULL;
+}
+
+static Function *
+function_new(Recorder *r, PyObject *info, PyObject *code)
+{
+    if (r->nfunctions >= MAX_FUNCTIONS) {
+        return NULL;
+    }
+    if (r->nfunctions == r->cfunctions) {
+        Py_ssize_t capacity = r->cfunctions ? r->cfunctions * 2 : 64;
+        Function **grown = PyMem_RawRealloc(r->functions, (size_t)capacity * sizeof(Function *));
+        if (grown == NULL) {
+            return NULL;
+        }
+        r->functions = grown;
+        r->cfunctions = capacity;
+    }
+    Function *fn = PyMem_RawCalloc(1, sizeof(Function));
+    if (fn == NULL) {
+        return NULL;
+    }
+    int flags = ((PyCodeObject *)code)->co_flags;
+    fn->info = Py_NewRef(info);
+    fn->code = code;
+    fn->coroutine = (flags & CO_CORO) != 0;
+    fn->async_gen = (flags & CO_ASYNC_GEN) != 0;
+    fn->generator = (flags & (CO_GEN | CO_CORO | CO_ASYNC_GEN)) != 0;
+    fn->index = r->nfunctions;
+    r->functions[r->nfunctions++] = fn;
+    return fn;
+}
+
+/* The function timed for this code: NULL with an error set, or REJECTED. */
+static Function *
+decide(Recorder *r, PyObject *code)
+{
+    PyFrameObject *frame = frame_of(code);
+    PyObject *info = PyObject_CallFunctionObjArgs(
+        r->decide, code, frame != NULL ? (PyObject *)frame : Py_None, NULL);
+    Py_XDECREF(frame);
+    if (info == NULL) {
+        return NULL;
+    }
+    /* decide() ran Python: another thread may have decided this code meanwhile. */
+    Function *fn = verdict(r, code);
+    if (fn == NULL) {
+        if (info == Py_None) {
+            set_verdict(r, code, SLOT_REJECTED);
+            fn = REJECTED;
+        }
+        else {
+            fn = function_new(r, info, code);
+            if (fn == NULL) {
+                Py_DECREF(info);
+                if (!PyErr_Occurred()) {
+                    PyErr_NoMemory();
+                }
+                return NULL;
+            }
+            set_verdict(r, code, (uintptr_t)fn->index + 2);
+        }
+    }
+    Py_DECREF(info);
+    return fn;
+}
+
+/* A verdict, deciding it if needed; NULL with an error set when the event must be given up. */
+static Function *
+lookup(Recorder *r, PyObject *code)
+{
+    Function *fn = verdict(r, code);
+    return fn != NULL ? fn : decide(r, code);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Finished calls.                                                                           */
+
+static PyObject *
+type_name(PyObject *exception)
+{
+    return PyType_GetName(Py_TYPE(exception));
+}
+
+static void
+count_error(Function *fn, PyObject *outcome)
+{
+    fn->errors++;
+    /* Copy, change, replace: read() may hold the old dict and copies none. */
+    PyObject *types = fn->error_types != NULL ? PyDict_Copy(fn->error_types) : PyDict_New();
+    if (types == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject *count = PyDict_GetItemWithError(types, outcome);
+    long long so_far = count != NULL ? PyLong_AsLongLong(count) : 0;
+    PyObject *updated = PyLong_FromLongLong(so_far + 1);
+    if (updated == NULL || PyDict_SetItem(types, outcome, updated) < 0) {
+        PyErr_Clear();
+        Py_XDECREF(updated);
+        Py_DECREF(types);
+        return;
+    }
+    Py_DECREF(updated);
+    Py_XSETREF(fn->error_types, types);
+}
+
+static void
+finish_call(Recorder *r, ThreadRec *t, Function *fn, int64_t duration, int64_t end,
+            PyObject *outcome)
+{
+    if (fn->completed == 0 || duration < fn->min_ns) {
+        fn->min_ns = duration;
+    }
+    if (duration > fn->max_ns) {
+        fn->max_ns = duration;
+    }
+    fn->completed++;
+    fn->all_ns += duration;
+    histogram_add(r, fn, duration);
+    if (r->log_limit > 0 && t->identity != NULL) {
+        if (fn->log == NULL) {
+            fn->log = PyMem_RawCalloc((size_t)r->log_limit, sizeof(LoggedCall));
+        }
+        if (fn->log != NULL) {
+            LoggedCall *slot = &fn->log[fn->log_next];
+            PyObject *old_thread = slot->thread, *old_outcome = slot->outcome;
+            slot->end_ns = end;
+            slot->duration_ns = duration;
+            slot->thread = Py_NewRef(t->identity);
+            slot->outcome = Py_XNewRef(outcome);
+            if (++fn->log_next == r->log_limit) {
+                fn->log_next = 0;
+            }
+            if (fn->log_count < r->log_limit) {
+                fn->log_count++;
+            }
+            Py_XDECREF(old_thread); /* last: a destructor may run Python */
+            Py_XDECREF(old_outcome);
+        }
+    }
+    if (outcome != NULL) {
+        count_error(fn, outcome);
+    }
+}
+
+/* Calls listener.NAME(args...); an Exception is swallowed, anything else kept to re-raise. */
+static PyObject *
+notify(Recorder *r, PyObject *name, PyObject *a, PyObject *b, PyObject **raised)
+{
+    PyObject *method = PyObject_GetAttr(r->listener, name);
+    PyObject *result = NULL;
+    if (method != NULL) {
+        result = b != NULL ? PyObject_CallFunctionObjArgs(method, a, b, NULL)
+                           : PyObject_CallOneArg(method, a);
+        Py_DECREF(method);
+    }
+    if (result == NULL) {
+        if (give_up(r) < 0 && *raised == NULL) {
+            *raised = PyErr_GetRaisedException();
+        }
+        PyErr_Clear();
+    }
+    return result;
+}
+
+static void
+report_progress(Recorder *r, Activation *act)
+{
+    PyObject *active = PyLong_FromLongLong(act->active_ns);
+    PyObject *polls = PyLong_FromLongLong(act->polls);
+    if (active == NULL || polls == NULL ||
+        PyObject_SetAttr(act->watcher, r->s_active_ns, active) < 0 ||
+        PyObject_SetAttr(act->watcher, r->s_polls, polls) < 0) {
+        r->given_up++;
+        PyErr_Clear();
+    }
+    Py_XDECREF(active);
+    Py_XDECREF(polls);
+}
+
+/* The end of a generator's or coroutine's call: its last segment was just popped. */
+static void
+close_activation(Recorder *r, ThreadRec *t, Activation *act, int64_t now, int64_t resumed,
+                 PyObject *outcome, PyObject **raised)
+{
+    Function *fn = act->fn;
+    int64_t running = now - resumed;
+    act->active_ns += running;
+    credit_caller(t, running);
+    act_unmap(r, act);
+    act->on_stack = 1; /* kept alive across the Python calls below */
+    if (act->watcher != NULL) {
+        report_progress(r, act);
+    }
+    if (act->stream != NULL) {
+        PyObject *done = notify(r, r->s_stream_ended, act->stream,
+                                act->error != NULL ? act->error : Py_None, raised);
+        Py_XDECREF(done);
+    }
+    int64_t duration = now - act->start_ns;
+    fn->active_ns += act->active_ns;
+    fn->child_ns += act->child_ns;
+    /* Recursion: an enclosing call of the same function already counts this time. */
+    if (t->on_stack[fn->index] == 0) {
+        fn->total_ns += duration;
+    }
+    finish_call(r, t, fn, duration, now, outcome);
+    act->on_stack = 0;
+    act_release(act);
+}
+
+/* The common end of PY_RETURN and PY_UNWIND; the top entry is this code's. */
+static void
+end_top(Recorder *r, ThreadRec *t, int64_t now, PyObject *outcome, PyObject **raised)
+{
+    Entry e = pop(t);
+    if (e.act != NULL) {
+        close_activation(r, t, e.act, now, e.start_ns, outcome, raised);
+        return;
+    }
+    int64_t duration = now - e.start_ns;
+    if (t->on_stack[e.fn->index] == 0) {
+        e.fn->total_ns += duration;
+    }
+    credit_caller(t, duration);
+    finish_call(r, t, e.fn, duration, now, outcome);
+}
+
+/* An end whose start is not on top of this thread's stack. Returns 1 when the top is now
+   this code's entry, 0 when there is nothing to end, -1 on an error to propagate. */
+static int
+resynchronise(Recorder *r, ThreadRec *t, PyObject *code, Function **found)
+{
+    Function *fn = lookup(r, code);
+    *found = fn;
+    if (fn == NULL) {
+        return give_up(r);
+    }
+    if (fn == REJECTED) {
+        return 0;
+    }
+    for (Py_ssize_t i = t->depth - 1; i >= 0; i--) {
+        if (t->stack[i].code == code) {
+            /* The entries above it missed their ends: drop them. */
+            while (t->depth > i + 1) {
+                Entry dropped = pop(t);
+                if (dropped.act != NULL) {
+                    act_release(dropped.act);
+                }
+            }
+            return 1;
+        }
+    }
+    return 0; /* started before hotpath was watching */
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Generators and coroutines.                                                               */
+
+static int
+open_activation(Recorder *r, ThreadRec *t, Function *fn, void *key, PyObject **raised)
+{
+    Activation *act = PyMem_RawCalloc(1, sizeof(Activation));
+    if (act == NULL) {
+        return -1;
+    }
+    act->fn = fn;
+    act->key = key;
+    act->start_ns = now_ns();
+    fn->starts++;
+    /* Not yet reachable by any other thread while the listener runs Python. */
+    if (r->listener != Py_None) {
+        if (fn->coroutine) {
+            PyObject *frame_id = PyLong_FromVoidPtr(key);
+            if (frame_id != NULL) {
+                PyObject *watcher = notify(r, r->s_task_started, frame_id, NULL, raised);
+                Py_DECREF(frame_id);
+                if (watcher != NULL && watcher != Py_None) {
+                    act->watcher = watcher;
+                    act->polls = 1;
+                    report_progress(r, act);
+                }
+                else {
+                    Py_XDECREF(watcher);
+                }
+            }
+            else {
+                PyErr_Clear();
+            }
+        }
+        if (fn->async_gen) {
+            PyObject *stream = notify(r, r->s_stream_opened, fn->info, NULL, raised);
+            if (stream != NULL && stream != Py_None) {
+                act->stream = stream;
+            }
+            else {
+                Py_XDECREF(stream);
+            }
+        }
+    }
+    if (act_map(r, act) < 0 || push(t, fn, act) < 0) {
+        act_unmap(r, act);
+        act_free(act);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+finish_event(PyObject *result, PyObject *raised)
+{
+    if (raised != NULL) {
+        Py_XDECREF(result);
+        PyErr_SetRaisedException(raised);
+        return NULL;
+    }
+    return result;
+}
+
+/* PY_RESUME and PY_THROW: a generator or coroutine runs again, or for the first time under
+   hotpath (started before it watched, or its activation was evicted): then counted anew. */
+static PyObject *
+resume(Recorder *r, PyObject *code, int can_disable)
+{
+    ThreadRec *t = thread_rec(r);
+    if (t == NULL) {
+        return give_up(r) < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    /* Before the activation is looked up: making the identity runs Python, and meanwhile
+       another thread could evict an activation that is not on a stack. */
+    if (t->identity == NULL && ensure_identity(r, t) < 0 && give_up(r) < 0) {
+        return NULL;
+    }
+    PyFrameObject *frame = frame_of(code);
+    void *key = frame;
+    Py_XDECREF(frame); /* only its address is kept: the generator holds the frame */
+    Activation *act = key != NULL ? map_get(&r->acts, key) : NULL;
+    PyObject *raised = NULL;
+    if (act == NULL || act->fn->code != code) {
+        Function *fn = lookup(r, code);
+        if (fn == NULL) {
+            return give_up(r) < 0 ? NULL : Py_NewRef(Py_None);
+        }
+        if (fn == REJECTED || key == NULL) {
+            return Py_NewRef(can_disable && fn == REJECTED ? r->disable : Py_None);
+        }
+        if (open_activation(r, t, fn, key, &raised) < 0) {
+            r->given_up++;
+        }
+        return finish_event(Py_NewRef(Py_None), raised);
+    }
+    if (act->on_stack) {
+        return Py_NewRef(Py_None); /* already running: an event we cannot place */
+    }
+    if (act->watcher != NULL) {
+        act->polls++;
+    }
+    if (push(t, act->fn, act) < 0) {
+        r->given_up++;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The callbacks.                                                                            */
+
+static PyObject *
+on_start(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1) {
+        Py_RETURN_NONE;
+    }
+    PyObject *code = args[0];
+    Function *fn = verdict(r, code);
+    if (fn == REJECTED) {
+        return Py_NewRef(r->disable);
+    }
+    ThreadRec *t = thread_rec(r);
+    if (t == NULL) {
+        return give_up(r) < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    if (fn == NULL || t->identity == NULL) {
+        if (fn == NULL) {
+            fn = decide(r, code);
+            if (fn == NULL) {
+                return give_up(r) < 0 ? NULL : Py_NewRef(Py_None);
+            }
+            if (fn == REJECTED) {
+                return Py_NewRef(r->disable);
+            }
+        }
+        /* The thread's first timed call: it runs inside Thread.run, so it is registered. */
+        if (ensure_identity(r, t) < 0 && give_up(r) < 0) {
+            return NULL;
+        }
+    }
+    if (fn->generator) {
+        PyFrameObject *frame = frame_of(code);
+        void *key = frame;
+        Py_XDECREF(frame);
+        PyObject *raised = NULL;
+        if (key != NULL && open_activation(r, t, fn, key, &raised) < 0) {
+            r->given_up++;
+        }
+        return finish_event(Py_NewRef(Py_None), raised);
+    }
+    if (push(t, fn, NULL) < 0) {
+        r->given_up++;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+end_event(Recorder *r, PyObject *const *args, Py_ssize_t nargs, int unwinding)
+{
+    int64_t now = now_ns();
+    if (nargs < 3) {
+        Py_RETURN_NONE;
+    }
+    PyObject *code = args[0];
+    ThreadRec *t = thread_rec(r);
+    if (t == NULL) {
+        return give_up(r) < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    if (t->depth == 0 || t->stack[t->depth - 1].code != code) {
+        Function *fn;
+        int found = resynchronise(r, t, code, &fn);
+        if (found < 0) {
+            return NULL;
+        }
+        if (found == 0) {
+            /* Never DISABLE from PY_UNWIND: sys.monitoring raises and drops the callback. */
+            return Py_NewRef(fn == REJECTED && !unwinding ? r->disable : Py_None);
+        }
+    }
+    PyObject *outcome = NULL;
+    if (unwinding) {
+        outcome = type_name(args[2]);
+        if (outcome == NULL) {
+            PyErr_Clear();
+        }
+        Activation *act = t->stack[t->depth - 1].act;
+        if (act != NULL && outcome != NULL) {
+            Py_XSETREF(act->error, Py_NewRef(outcome));
+        }
+    }
+    PyObject *raised = NULL;
+    end_top(r, t, now, outcome, &raised);
+    Py_XDECREF(outcome);
+    return finish_event(Py_NewRef(Py_None), raised);
+}
+
+static PyObject *
+on_return(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    return end_event(r, args, nargs, 0);
+}
+
+static PyObject *
+on_unwind(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    return end_event(r, args, nargs, 1);
+}
+
+static PyObject *
+on_resume(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    return nargs < 1 ? Py_NewRef(Py_None) : resume(r, args[0], 1);
+}
+
+static PyObject *
+on_throw(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    return nargs < 1 ? Py_NewRef(Py_None) : resume(r, args[0], 0); /* PY_THROW never DISABLEs */
+}
+
+static PyObject *
+on_yield(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t now = now_ns();
+    if (nargs < 3) {
+        Py_RETURN_NONE;
+    }
+    PyObject *code = args[0];
+    ThreadRec *t = thread_rec(r);
+    if (t == NULL) {
+        return give_up(r) < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    if (t->depth == 0 || t->stack[t->depth - 1].code != code ||
+        t->stack[t->depth - 1].act == NULL) {
+        Function *fn = lookup(r, code);
+        if (fn == NULL) {
+            return give_up(r) < 0 ? NULL : Py_NewRef(Py_None);
+        }
+        return Py_NewRef(fn == REJECTED ? r->disable : Py_None);
+    }
+    Entry e = pop(t);
+    Activation *act = e.act;
+    int64_t running = now - e.start_ns;
+    act->active_ns += running;
+    credit_caller(t, running);
+    act->on_stack = 1; /* kept alive across the Python calls below */
+    PyObject *raised = NULL;
+    if (act->watcher != NULL) {
+        report_progress(r, act);
+    }
+    if (act->stream != NULL) {
+        PyObject *done = notify(r, r->s_stream_yielded, act->stream, args[2], &raised);
+        Py_XDECREF(done);
+    }
+    act->on_stack = 0;
+    act_release(act);
+    return finish_event(Py_NewRef(Py_None), raised);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Reading. Phase one copies into C memory (no Python object is made, so no other thread
+   runs); phase two builds the answer from the copy.                                        */
+
+typedef struct {
+    Function *fn;
+    PyObject *info, *error_types; /* strong */
+    int64_t completed, all_ns, total_ns, child_ns, active_ns, starts, errors, min_ns, max_ns;
+    int64_t running, running_ns;
+    uint64_t zeros;
+    uint64_t *buckets; /* OCTAVES * STEPS counts, or NULL when there were none */
+} FunctionCopy;
+
+static PyObject *
+buckets_dict(const FunctionCopy *c)
+{
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        return NULL;
+    }
+    for (int b = -1; b < OCTAVES * STEPS; b++) {
+        uint64_t count = b < 0 ? c->zeros : (c->buckets != NULL ? c->buckets[b] : 0);
+        if (count == 0) {
+            continue;
+        }
+        PyObject *key = PyLong_FromLong(b);
+        PyObject *value = PyLong_FromUnsignedLongLong(count);
+        if (key == NULL || value == NULL || PyDict_SetItem(dict, key, value) < 0) {
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+            Py_DECREF(dict);
+            return NULL;
+        }
+        Py_DECREF(key);
+        Py_DECREF(value);
+    }
+    return dict;
+}
+
+static PyObject *
+Recorder_read(Recorder *r, PyObject *arg)
+{
+    int64_t now = PyLong_AsLongLong(arg);
+    if (now == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t n = r->nfunctions;
+    FunctionCopy *copies = PyMem_RawCalloc((size_t)(n ? n : 1), sizeof(FunctionCopy));
+    if (copies == NULL) {
+        return PyErr_NoMemory();
+    }
+    /* Phase one. */
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Function *fn = r->functions[i];
+        FunctionCopy *c = &copies[i];
+        c->fn = fn;
+        c->info = Py_NewRef(fn->info);
+        c->error_types = Py_XNewRef(fn->error_types);
+        c->completed = fn->completed;
+        c->all_ns = fn->all_ns;
+        c->total_ns = fn->total_ns;
+        c->child_ns = fn->child_ns;
+        c->active_ns = fn->active_ns;
+        c->starts = fn->starts;
+        c->errors = fn->errors;
+        c->min_ns = fn->min_ns;
+        c->max_ns = fn->max_ns;
+        c->zeros = fn->zeros;
+        for (int o = 0; o < OCTAVES; o++) {
+            if (fn->octaves[o] == NULL) {
+                continue;
+            }
+            if (c->buckets == NULL) {
+                c->buckets = PyMem_RawCalloc(OCTAVES * STEPS, sizeof(uint64_t));
+                if (c->buckets == NULL) {
+                    failed = 1;
+                    break;
+                }
+            }
+            memcpy(c->buckets + o * STEPS, fn->octaves[o], STEPS * sizeof(uint64_t));
+        }
+    }
+    /* Calls in progress: plain calls on the stacks; the outermost one of a function on each
+       thread counts its time so far (generators count from their starts). */
+    for (ThreadRec *t = r->threads; t != NULL && !failed; t = t->next) {
+        uint64_t mark = ++r->read_marks;
+        for (Py_ssize_t d = 0; d < t->depth; d++) {
+            Entry *e = &t->stack[d];
+            if (e->act != NULL || e->fn->index >= n) {
+                continue;
+            }
+            FunctionCopy *c = &copies[e->fn->index];
+            c->running++;
+            if (e->fn->read_mark != mark) {
+                e->fn->read_mark = mark;
+                c->running_ns += now - e->start_ns;
+            }
+        }
+    }
+    /* Phase two. */
+    PyObject *result = failed ? NULL : PyList_New(n);
+    for (Py_ssize_t i = 0; i < n && result != NULL; i++) {
+        FunctionCopy *c = &copies[i];
+        PyObject *buckets = buckets_dict(c);
+        PyObject *row = buckets == NULL ? NULL : Py_BuildValue(
+            "(OLLLLLLLLLOOLL)", c->info, (long long)c->completed, (long long)c->all_ns,
+            (long long)c->total_ns, (long long)c->child_ns, (long long)c->active_ns, (long long)c->starts,
+            (long long)c->errors, (long long)c->min_ns, (long long)c->max_ns,
+            c->error_types != NULL ? c->error_types : Py_None, buckets,
+            (long long)c->running, (long long)c->running_ns);
+        Py_XDECREF(buckets);
+        if (row == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, i, row);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_XDECREF(copies[i].info);
+        Py_XDECREF(copies[i].error_types);
+        PyMem_RawFree(copies[i].buckets);
+    }
+    PyMem_RawFree(copies);
+    if (failed && !PyErr_Occurred()) {
+        PyErr_NoMemory();
+    }
+    return result;
+}
+
+/* recent(info, limit): the newest calls of that function, oldest first, as tuples
+   (end_ns, duration_ns, thread identity, outcome or None). */
+static PyObject *
+Recorder_recent(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "recent(info, limit)");
+        return NULL;
+    }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Function *fn = NULL;
+    for (Py_ssize_t i = 0; i < r->nfunctions; i++) {
+        if (r->functions[i]->info == args[0]) {
+            fn = r->functions[i];
+            break;
+        }
+    }
+    if (fn == NULL || fn->log == NULL || limit <= 0) {
+        return PyList_New(0);
+    }
+    Py_ssize_t count = fn->log_count < limit ? fn->log_count : limit;
+    LoggedCall *copy = PyMem_RawCalloc((size_t)(count ? count : 1), sizeof(LoggedCall));
+    if (copy == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Py_ssize_t at = (fn->log_next - count + k + r->log_limit) % r->log_limit;
+        copy[k] = fn->log[at];
+        Py_INCREF(copy[k].thread);
+        Py_XINCREF(copy[k].outcome);
+    }
+    PyObject *result = PyList_New(count);
+    for (Py_ssize_t k = 0; k < count && result != NULL; k++) {
+        PyObject *row = Py_BuildValue("(LLOO)", (long long)copy[k].end_ns,
+                                      (long long)copy[k].duration_ns, copy[k].thread,
+                                      copy[k].outcome != NULL ? copy[k].outcome : Py_None);
+        if (row == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, k, row);
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Py_DECREF(copy[k].thread);
+        Py_XDECREF(copy[k].outcome);
+    }
+    PyMem_RawFree(copy);
+    return result;
+}
+
+static PyObject *
+Recorder_live_threads(Recorder *r, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t count = 0;
+    for (ThreadRec *t = r->threads; t != NULL; t = t->next) {
+        count++;
+    }
+    return PyLong_FromSsize_t(count);
+}
+
+static PyObject *
+Recorder_open_activations(Recorder *r, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(r->acts.used);
+}
+
+static PyObject *
+Recorder_given_up(Recorder *r, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(r->given_up);
+}
+
+static PyObject *
+clock_ns(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(now_ns());
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Types and the module.                                                                     */
+
+static PyObject *
+Recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"decide", "listener", "new_identity", "disable", "log_limit", NULL};
+    PyObject *decide_fn, *listener, *new_identity, *disable;
+    Py_ssize_t log_limit;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOn", keywords, &decide_fn, &listener,
+                                     &new_identity, &disable, &log_limit)) {
+        return NULL;
+    }
+    if (log_limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "log_limit must be >= 0");
+        return NULL;
+    }
+    ModuleState *state = PyType_GetModuleState(type);
+    if (state == NULL) {
+        return NULL;
+    }
+    Recorder *r = (Recorder *)type->tp_alloc(type, 0);
+    if (r == NULL) {
+        return NULL;
+    }
+    r->decide = Py_NewRef(decide_fn);
+    r->listener = Py_NewRef(listener);
+    r->new_identity = Py_NewRef(new_identity);
+    r->disable = Py_NewRef(disable);
+    r->guard_type = (PyTypeObject *)Py_NewRef(state->guard_type);
+    r->code_index = state->code_index;
+    r->log_limit = log_limit;
+    histogram_tables(r);
+    /* A tag of its own, never 0 (an empty co_extra slot) and within the bits above the slot. */
+    uintptr_t tags = (UINTPTR_MAX >> SLOT_BITS);
+    r->tag = (uintptr_t)(++state->recorders % tags);
+    if (r->tag == 0) {
+        r->tag = (uintptr_t)(++state->recorders % tags);
+    }
+    r->guard_key = PyUnicode_FromFormat("hotpath.recorder.%p.%zu", (void *)r, (size_t)r->tag);
+    r->s_task_started = PyUnicode_InternFromString("task_started");
+    r->s_stream_opened = PyUnicode_InternFromString("stream_opened");
+    r->s_stream_yielded = PyUnicode_InternFromString("stream_yielded");
+    r->s_stream_ended = PyUnicode_InternFromString("stream_ended");
+    r->s_active_ns = PyUnicode_InternFromString("active_ns");
+    r->s_polls = PyUnicode_InternFromString("polls");
+    if (r->guard_key == NULL || r->s_task_started == NULL || r->s_stream_opened == NULL ||
+        r->s_stream_yielded == NULL || r->s_stream_ended == NULL || r->s_active_ns == NULL ||
+        r->s_polls == NULL) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    if (PyThread_tss_create(&r->tss) != 0) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_RuntimeError, "no thread-specific storage left");
+        return NULL;
+    }
+    r->tss_ready = 1;
+    return (PyObject *)r;
+}
+
+static int
+Recorder_traverse(Recorder *r, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(r));
+    Py_VISIT(r->decide);
+    Py_VISIT(r->listener);
+    Py_VISIT(r->new_identity);
+    return 0;
+}
+
+static int
+Recorder_clear(Recorder *r)
+{
+    Py_CLEAR(r->decide);
+    Py_CLEAR(r->listener);
+    Py_CLEAR(r->new_identity);
+    return 0;
+}
+
+static void
+Recorder_dealloc(Recorder *r)
+{
+    PyTypeObject *type = Py_TYPE(r);
+    PyObject_GC_UnTrack(r);
+    while (r->threads != NULL) {
+        ThreadRec *t = r->threads;
+        if (t->guard != NULL) {
+            ((Guard *)t->guard)->rec = NULL; /* the thread's dict keeps an empty guard */
+        }
+        thread_rec_free(t);
+    }
+    while (r->oldest != NULL) {
+        Activation *act = r->oldest;
+        act_unmap(r, act);
+        act_free(act);
+    }
+    PyMem_RawFree(r->acts.keys);
+    PyMem_RawFree(r->acts.values);
+    for (Py_ssize_t i = 0; i < r->nfunctions; i++) {
+        Function *fn = r->functions[i];
+        for (int o = 0; o < OCTAVES; o++) {
+            PyMem_RawFree(fn->octaves[o]);
+        }
+        if (fn->log != NULL) {
+            for (Py_ssize_t k = 0; k < r->log_limit; k++) {
+                Py_XDECREF(fn->log[k].thread);
+                Py_XDECREF(fn->log[k].outcome);
+            }
+            PyMem_RawFree(fn->log);
+        }
+        Py_XDECREF(fn->error_types);
+        Py_XDECREF(fn->info);
+        PyMem_RawFree(fn);
+    }
+    PyMem_RawFree(r->functions);
+    if (r->tss_ready) {
+        PyThread_tss_delete(&r->tss);
+    }
+    Recorder_clear(r);
+    Py_XDECREF(r->disable);
+    Py_XDECREF(r->guard_key);
+    Py_XDECREF(r->s_task_started);
+    Py_XDECREF(r->s_stream_opened);
+    Py_XDECREF(r->s_stream_yielded);
+    Py_XDECREF(r->s_stream_ended);
+    Py_XDECREF(r->s_active_ns);
+    Py_XDECREF(r->s_polls);
+    Py_XDECREF(r->guard_type);
+    type->tp_free((PyObject *)r);
+    Py_DECREF(type);
+}
+
+static PyMethodDef Recorder_methods[] = {
+    {"on_start", (PyCFunction)(void (*)(void))on_start, METH_FASTCALL, "PY_START callback."},
+    {"on_return", (PyCFunction)(void (*)(void))on_return, METH_FASTCALL, "PY_RETURN callback."},
+    {"on_unwind", (PyCFunction)(void (*)(void))on_unwind, METH_FASTCALL, "PY_UNWIND callback."},
+    {"on_resume", (PyCFunction)(void (*)(void))on_resume, METH_FASTCALL, "PY_RESUME callback."},
+    {"on_throw", (PyCFunction)(void (*)(void))on_throw, METH_FASTCALL, "PY_THROW callback."},
+    {"on_yield", (PyCFunction)(void (*)(void))on_yield, METH_FASTCALL, "PY_YIELD callback."},
+    {"read", (PyCFunction)Recorder_read, METH_O,
+     "read(now_ns) -> one tuple per function: (info, completed, all_ns, total_ns, child_ns, "
+     "active_ns, starts, errors, min_ns, max_ns, error_types, buckets, running, running_ns)."},
+    {"recent", (PyCFunction)(void (*)(void))Recorder_recent, METH_FASTCALL,
+     "recent(info, limit) -> the newest calls, oldest first."},
+    {"live_threads", (PyCFunction)Recorder_live_threads, METH_NOARGS,
+     "Threads with a record: those that fired an event and have not ended."},
+    {"open_activations", (PyCFunction)Recorder_open_activations, METH_NOARGS,
+     "Generator and coroutine calls started and not finished."},
+    {"given_up", (PyCFunction)Recorder_given_up, METH_NOARGS,
+     "Events given up (an allocation failed, or deciding raised)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Recorder_slots[] = {
+    {Py_tp_doc, "The sys.monitoring callbacks and their tables (see hotpath.recorder)."},
+    {Py_tp_new, Recorder_new},
+    {Py_tp_dealloc, Recorder_dealloc},
+    {Py_tp_traverse, Recorder_traverse},
+    {Py_tp_clear, Recorder_clear},
+    {Py_tp_methods, Recorder_methods},
+    {0, NULL},
+};
+
+static PyType_Spec Recorder_spec = {
+    .name = "hotpath.recorder._crecorder.Recorder",
+    .basicsize = sizeof(Recorder),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Recorder_slots,
+};
+
+static void
+Guard_dealloc(Guard *g)
+{
+    PyTypeObject *type = Py_TYPE(g);
+    PyObject_GC_UnTrack(g);
+    if (g->rec != NULL) {
+        ThreadRec *t = g->rec;
+        g->rec = NULL;
+        thread_rec_free(t);
+    }
+    PyObject_GC_Del(g);
+    Py_DECREF(type);
+}
+
+static int
+Guard_traverse(Guard *g, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(g));
+    return 0;
+}
+
+static PyType_Slot Guard_slots[] = {
+    {Py_tp_doc, "Frees a thread's recorder state when the thread's state is cleared."},
+    {Py_tp_dealloc, Guard_dealloc},
+    {Py_tp_traverse, Guard_traverse},
+    {0, NULL},
+};
+
+static PyType_Spec Guard_spec = {
+    .name = "hotpath.recorder._crecorder.ThreadGuard",
+    .basicsize = sizeof(Guard),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Guard_slots,
+};
+
+static int
+module_exec(PyObject *module)
+{
+    ModuleState *state = PyModule_GetState(module);
+    state->code_index = PyUnstable_Eval_RequestCodeExtraIndex(NULL);
+    if (state->code_index < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "no code object extra slot left");
+        return -1;
+    }
+    state->recorders = 0;
+    state->guard_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Guard_spec, NULL);
+    if (state->guard_type == NULL) {
+        return -1;
+    }
+    state->recorder_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Recorder_spec, NULL);
+    if (state->recorder_type == NULL) {
+        return -1;
+    }
+    if (PyModule_AddType(module, state->recorder_type) < 0) {
+        return -1;
+    }
+    const char *clock =
+#if defined(_WIN32)
+        "QueryPerformanceCounter";
+#elif defined(__APPLE__)
+        "CLOCK_UPTIME_RAW";
+#else
+        "CLOCK_MONOTONIC";
+#endif
+    return PyModule_AddStringConstant(module, "CLOCK", clock);
+}
+
+static int
+module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    ModuleState *state = PyModule_GetState(module);
+    Py_VISIT(state->recorder_type);
+    Py_VISIT(state->guard_type);
+    return 0;
+}
+
+static int
+module_clear(PyObject *module)
+{
+    ModuleState *state = PyModule_GetState(module);
+    Py_CLEAR(state->recorder_type);
+    Py_CLEAR(state->guard_type);
+    return 0;
+}
+
+static PyMethodDef module_methods[] = {
+    {"clock_ns", clock_ns, METH_NOARGS, "The recorder's clock, in nanoseconds."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "hotpath.recorder._crecorder",
+    .m_doc = "hotpath's compiled recorder (see hotpath/recorder/__init__.py).",
+    .m_size = sizeof(ModuleState),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+};
+
+PyMODINIT_FUNC
+PyInit__crecorder(void)
+{
+    return PyModuleDef_Init(&module_def);
+}

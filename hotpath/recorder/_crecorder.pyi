@@ -1,0 +1,53 @@
+"""Types of the compiled recorder (_crecorder.c); its contract is in hotpath/recorder."""
+
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any
+
+from hotpath.store.functions import FunctionInfo, ThreadIdentity
+
+CLOCK: str
+
+def clock_ns() -> int: ...
+
+class Recorder:
+    def __init__(
+        self,
+        decide: Callable[[CodeType, FrameType | None], FunctionInfo | None],
+        listener: Any,
+        new_identity: Callable[[], ThreadIdentity],
+        disable: object,
+        log_limit: int,
+    ) -> None: ...
+    def on_start(self, code: CodeType, offset: int) -> object: ...
+    def on_return(self, code: CodeType, offset: int, value: object) -> object: ...
+    def on_unwind(self, code: CodeType, offset: int, exception: BaseException) -> object: ...
+    def on_resume(self, code: CodeType, offset: int) -> object: ...
+    def on_throw(self, code: CodeType, offset: int, exception: BaseException) -> object: ...
+    def on_yield(self, code: CodeType, offset: int, value: object) -> object: ...
+    def read(
+        self, now_ns: int
+    ) -> list[
+        tuple[
+            FunctionInfo,  # info
+            int,  # completed
+            int,  # all_ns
+            int,  # total_ns
+            int,  # child_ns
+            int,  # active_ns
+            int,  # starts
+            int,  # errors
+            int,  # min_ns
+            int,  # max_ns
+            dict[str, int] | None,  # error types
+            dict[int, int],  # histogram buckets
+            int,  # running
+            int,  # running_ns
+        ]
+    ]: ...
+    def recent(
+        self, info: FunctionInfo, limit: int
+    ) -> list[tuple[int, int, ThreadIdentity, str | None]]: ...
+    def live_threads(self) -> int: ...
+    def open_activations(self) -> int: ...
+    def given_up(self) -> int: ...

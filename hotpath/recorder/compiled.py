@@ -1,0 +1,114 @@
+"""The compiled recorder: ``_crecorder.c`` behind the interface of ``hotpath.recorder``.
+
+Python runs here only at start, stop and read time; every event is handled in C.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from hotpath.recorder import (
+    EVENT_SET,
+    EVENTS,
+    Decide,
+    Implementation,
+    Listener,
+    claim_tool_id,
+    monitoring,
+    register,
+    release_tool_id,
+)
+from hotpath.recorder._crecorder import Recorder as _Recorder
+from hotpath.store.functions import CallRecord, FunctionInfo, FunctionStats, ThreadIdentity, Totals
+
+
+def _identity() -> ThreadIdentity:
+    """The calling thread's identity; asked for at its first timed call, which runs inside
+    Thread.run, where the thread is registered (and so has its name)."""
+    identity = ThreadIdentity()
+    identity.resolve()
+    return identity
+
+
+class CompiledRecorder:
+    implementation: Implementation = "c"
+
+    def __init__(self, decide: Decide, listener: Listener | None, log_limit: int) -> None:
+        self._log_limit = log_limit
+        self._core = _Recorder(
+            decide=decide,
+            listener=listener,
+            new_identity=_identity,
+            disable=monitoring.DISABLE,
+            log_limit=log_limit,
+        )
+        self.tool_id: int | None = None
+
+    def start(self) -> None:
+        self.tool_id = claim_tool_id()
+        core = self._core
+        callbacks: dict[int, Callable[..., object]] = {
+            EVENTS.PY_START: core.on_start,
+            EVENTS.PY_RETURN: core.on_return,
+            EVENTS.PY_UNWIND: core.on_unwind,
+            EVENTS.PY_RESUME: core.on_resume,
+            EVENTS.PY_THROW: core.on_throw,
+            EVENTS.PY_YIELD: core.on_yield,
+        }
+        register(self.tool_id, callbacks)
+
+    def stop(self) -> bool:
+        tool, self.tool_id = self.tool_id, None
+        return tool is None or release_tool_id(tool, EVENT_SET)
+
+    def read(self, now_ns: int) -> list[FunctionStats]:
+        stats = []
+        for (
+            info,
+            completed,
+            all_ns,
+            total_ns,
+            child_ns,
+            active_ns,
+            starts,
+            errors,
+            min_ns,
+            max_ns,
+            error_types,
+            buckets,
+            running,
+            running_ns,
+        ) in self._core.read(now_ns):
+            totals = Totals(
+                self._log_limit,
+                completed=completed,
+                all_ns=all_ns,
+                min_ns=min_ns,
+                max_ns=max_ns,
+                total_ns=total_ns,
+                child_ns=child_ns,
+                active_ns=active_ns,
+                starts=starts,
+                errors=errors,
+                error_types=Counter(error_types or {}),
+                buckets=Counter(buckets),
+            )
+            if info.kind != "function":
+                running = starts - completed
+            stats.append(FunctionStats(info, totals, running, running_ns))
+        return stats
+
+    def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]:
+        return [
+            CallRecord(end_ns, duration_ns, thread, outcome)
+            for end_ns, duration_ns, thread, outcome in self._core.recent(info, limit)
+        ]
+
+    def live_threads(self) -> int:
+        count: int = self._core.live_threads()
+        return count
+
+    def open_activations(self) -> int:
+        count: int = self._core.open_activations()
+        return count

@@ -1,0 +1,411 @@
+"""The recorder's contract (hotpath/recorder/__init__.py), in process, on the recorder under test
+(HOTPATH_RECORDER; CI runs the suite once on each), and the odd paths where a compiled
+recorder could crash: exceptions, generators closed early or dropped, threads ending, fork, a
+tool id taken away, Python running inside a callback, reads from other threads."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from types import CodeType, FrameType
+from typing import Any
+
+import pytest
+from support import RECORDER
+
+from hotpath.collectors.timing import TimingCollector
+from hotpath.filters import FunctionFilter
+from hotpath.recorder import MAX_OPEN_ACTIVATIONS, NoToolIdError, Recorder, create
+from hotpath.store.functions import FunctionInfo, FunctionStats, FunctionTable
+
+HERE = str(Path(__file__).resolve().parent)
+Start = Callable[..., tuple[Recorder, FunctionTable, Callable[[], dict[str, FunctionStats]]]]
+
+
+@pytest.fixture
+def timed() -> Iterator[Start]:
+    """Starts the recorder under test on this file's functions; ``stats()`` stops and reads."""
+    recorders: list[Recorder] = []
+
+    def start(
+        log_limit: int = 100,
+        max_functions: int = 5000,
+        decide: Callable[[CodeType, FrameType | None], FunctionInfo | None] | None = None,
+        listener: Any = None,
+    ) -> tuple[Recorder, FunctionTable, Callable[[], dict[str, FunctionStats]]]:
+        table = FunctionTable(log_limit, max_functions)
+        if decide is None:
+            collector = TimingCollector(table, FunctionFilter(roots=[HERE]), "tr", RECORDER)
+            decide = collector.decide
+        recorder = create(RECORDER, decide, listener, log_limit)
+        table.attach(recorder)
+        recorder.start()
+        recorders.append(recorder)
+
+        def stats() -> dict[str, FunctionStats]:
+            recorder.stop()
+            # By the last part of the name: ``look`` for ``test_x.<locals>.look``.
+            return {
+                s.info.qualname.split(".")[-1]: s for s in table.snapshot(time.perf_counter_ns())
+            }
+
+        return recorder, table, stats
+
+    yield start
+    for recorder in recorders:
+        recorder.stop()
+
+
+def work(x: int) -> int:
+    return x + 1
+
+
+def outer(n: int) -> int:
+    return sum(work(i) for i in range(n))
+
+
+def fails(kind: type[Exception]) -> None:
+    raise kind("no")
+
+
+def countdown(n: int) -> Generator[int]:
+    while n:
+        yield n
+        n -= 1
+
+
+def deep(n: int) -> int:
+    return 0 if n == 0 else deep(n - 1) + 1
+
+
+def test_counts_totals_and_self_time_of_nested_calls(timed: Start) -> None:
+    _, _, stats = timed()
+    for _ in range(10):
+        outer(100)
+    rows = stats()
+    assert rows["work"].calls == 1000
+    assert rows["outer"].calls == 10
+    outer_row = rows["outer"]
+    # outer's self time excludes work's calls (and the genexpr's, also timed here).
+    assert outer_row.self_ns < outer_row.total_ns
+    assert rows["work"].totals.total_ns <= outer_row.total_ns
+    assert rows["work"].totals.min_ns <= rows["work"].totals.max_ns
+
+
+def test_recursion_counts_every_call_and_the_outermost_time_once(timed: Start) -> None:
+    _, _, stats = timed()
+    deep(50)
+    row = stats()["deep"]
+    assert row.calls == 51
+    assert row.totals.completed == 51
+    # Inclusive time counts the outermost call only: no more than the sum of durations.
+    assert row.totals.total_ns <= row.totals.all_ns
+    assert row.totals.total_ns == row.totals.max_ns
+
+
+def test_exceptions_count_as_errors_by_type_and_show_in_the_log(timed: Start) -> None:
+    recorder, _, stats = timed()
+    for kind in (ValueError, ValueError, KeyError):
+        with pytest.raises(kind):
+            fails(kind)
+    row = stats()["fails"]
+    assert row.calls == 3
+    assert row.totals.errors == 3
+    assert dict(row.totals.error_types) == {"ValueError": 2, "KeyError": 1}
+    outcomes = [call.outcome for call in recorder.recent_calls(row.info, 10)]
+    assert outcomes == ["ValueError", "ValueError", "KeyError"]
+
+
+def test_the_log_keeps_the_newest_calls_oldest_first(timed: Start) -> None:
+    recorder, _, stats = timed(log_limit=25)
+    for i in range(1000):
+        work(i)
+    row = stats()["work"]
+    assert row.calls == 1000
+    log = recorder.recent_calls(row.info, 1000)
+    assert len(log) == 25
+    assert [entry.end_ns for entry in log] == sorted(entry.end_ns for entry in log)
+    assert all(entry.thread.ident == threading.get_ident() for entry in log)
+    assert recorder.recent_calls(row.info, 5) == log[-5:]
+
+
+def test_a_generator_is_one_call_from_start_to_end(timed: Start) -> None:
+    _, _, stats = timed()
+    assert list(countdown(5)) == [5, 4, 3, 2, 1]
+    row = stats()["countdown"]
+    assert (row.calls, row.totals.completed, row.running) == (1, 1, 0)
+    assert 0 < row.totals.active_ns <= row.totals.total_ns
+
+
+def test_generators_closed_early_or_dropped_end_or_stay_bounded(timed: Start) -> None:
+    _recorder, _, stats = timed()
+    closed = countdown(3)
+    next(closed)
+    closed.close()
+    dropped = countdown(3)
+    next(dropped)
+    del dropped
+    gc.collect()
+    row = stats()["countdown"]
+    assert row.calls == 2
+    # 3.12 reports both ends (GeneratorExit); 3.13.0 sends no event for a suspended
+    # generator that is closed or collected, so those stay started but not finished.
+    assert row.totals.completed + row.running == 2
+    if sys.version_info < (3, 13):
+        assert row.totals.error_types["GeneratorExit"] == 2
+
+
+def test_open_generator_calls_are_capped(timed: Start) -> None:
+    recorder, _, stats = timed()
+    kept = []
+    for _ in range(MAX_OPEN_ACTIVATIONS + 500):
+        generator = countdown(2)
+        next(generator)
+        kept.append(generator)  # suspended and alive: their calls stay open
+    open_calls = getattr(recorder, "open_activations", None)
+    if open_calls is not None:
+        assert open_calls() <= MAX_OPEN_ACTIVATIONS
+    for generator in kept:
+        generator.close()  # an evicted one counts anew when it runs again: no crash
+    assert stats()["countdown"].calls >= MAX_OPEN_ACTIVATIONS
+
+
+def test_ended_threads_leave_no_state_behind(timed: Start) -> None:
+    recorder, _, stats = timed()
+
+    def run() -> None:
+        for i in range(10):
+            work(i)
+
+    for _ in range(5):
+        threads = [threading.Thread(target=run) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert stats()["work"].calls == 500
+    # A thread's state is torn down just after join() returns: allow it a moment.
+    deadline = time.monotonic() + 2
+    while recorder.live_threads() > threading.active_count() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorder.live_threads() <= threading.active_count()
+
+
+def test_many_threads_and_a_reader_at_once(timed: Start) -> None:
+    recorder, table, stats = timed()
+    barrier = threading.Barrier(9)
+    done = threading.Event()
+    reads = []
+
+    def run() -> None:
+        barrier.wait()
+        for i in range(2_000):
+            work(i)
+            if i % 500 == 0:
+                list(countdown(3))
+
+    def read() -> None:
+        barrier.wait()
+        while not done.is_set():
+            reads.append(len(table.snapshot(time.perf_counter_ns())))
+            for row in table.snapshot(time.perf_counter_ns()):
+                recorder.recent_calls(row.info, 10)
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    reader = threading.Thread(target=read)
+    for thread in [*threads, reader]:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    reader.join()
+    rows = stats()
+    assert rows["work"].calls == 16_000
+    assert rows["countdown"].calls == 32
+    assert reads
+
+
+def test_calls_in_progress_count_up_to_now(timed: Start) -> None:
+    _, table, stats = timed()
+    seen: list[FunctionStats] = []
+
+    def look() -> None:
+        now = time.perf_counter_ns()
+        seen.extend(s for s in table.snapshot(now) if s.info.qualname.endswith(".look"))
+
+    look()
+    row = seen[0]
+    assert (row.running, row.totals.completed) == (1, 0)
+    assert row.running_ns > 0
+    assert stats()["look"].running == 0
+
+
+def test_deep_recursion_to_the_limit_reaches_the_program_unchanged(timed: Start) -> None:
+    _, _, stats = timed()
+    with pytest.raises(RecursionError):
+        deep(10**6)
+    assert stats()["deep"].totals.error_types["RecursionError"] > 0
+
+
+def test_a_failing_decision_gives_the_event_up_and_the_program_runs_on(timed: Start) -> None:
+    asked = []
+
+    def decide(code: CodeType, frame: FrameType | None) -> FunctionInfo | None:
+        asked.append(code.co_name)
+        raise ValueError("a bug in hotpath's filter")
+
+    _, _, stats = timed(decide=decide)
+    assert work(1) == 2
+    assert work(2) == 3
+    assert "work" in asked
+    assert stats() == {}
+
+
+def test_a_failing_listener_gives_the_event_up_and_the_program_runs_on(timed: Start) -> None:
+    class Broken:
+        def task_started(self, frame_id: int) -> None:
+            raise RuntimeError("listener bug")
+
+        def stream_opened(self, function: FunctionInfo) -> object:
+            return object()
+
+        def stream_yielded(self, stream: object, value: object) -> None:
+            raise RuntimeError("listener bug")
+
+        def stream_ended(self, stream: object, error: str | None) -> None:
+            raise RuntimeError("listener bug")
+
+    async def ticks() -> Any:
+        for i in range(3):
+            yield i
+
+    async def main() -> list[int]:
+        return [i async for i in ticks()]
+
+    import asyncio
+
+    _, _, stats = timed(listener=Broken())
+    assert asyncio.run(main()) == [0, 1, 2]
+    rows = stats()
+    assert rows["ticks"].calls == 1
+
+
+def test_a_program_that_takes_the_tool_id_away(timed: Start) -> None:
+    recorder, _, stats = timed()
+    work(1)
+    tool = recorder.tool_id
+    assert tool is not None
+    monitoring = sys.monitoring
+    monitoring.set_events(tool, 0)
+    monitoring.free_tool_id(tool)
+    monitoring.use_tool_id(tool, "the program")
+    try:
+        assert recorder.stop() is False  # left alone: it is the program's now
+        assert monitoring.get_tool(tool) == "the program"
+        assert stats()["work"].calls == 1
+    finally:
+        monitoring.free_tool_id(tool)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_runs_on_with_the_recorder_inherited(timed: Start) -> None:
+    recorder, _, stats = timed()
+    work(1)
+    pid = os.fork()
+    if pid == 0:  # the child: calls, threads and reads must all work
+        try:
+            thread = threading.Thread(target=outer, args=(10,))
+            thread.start()
+            thread.join()
+            ok = outer(10) == 55 and recorder.live_threads() >= 1
+            os._exit(0 if ok else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert stats()["work"].calls == 1
+
+
+def test_a_clear_error_when_every_tool_id_is_taken() -> None:
+    monitoring = sys.monitoring
+    taken = [tool for tool in range(6) if monitoring.get_tool(tool) is None]
+    for tool in taken:
+        monitoring.use_tool_id(tool, "someone else")
+    try:
+        collector = TimingCollector(
+            FunctionTable(10, 10), FunctionFilter(roots=[HERE]), "t", RECORDER
+        )
+        with pytest.raises(NoToolIdError, match=r"every sys\.monitoring tool id"):
+            collector.start()
+    finally:
+        for tool in taken:
+            monitoring.free_tool_id(tool)
+
+
+def test_hotpath_prefers_a_tool_id_no_standard_tool_uses(timed: Start) -> None:
+    timed()
+    assert sys.monitoring.get_tool(3) == "hotpath"
+    assert {sys.monitoring.get_tool(tool) for tool in (0, 1, 2)} == {None}
+
+
+def test_the_function_table_is_capped_and_counts_what_it_turns_away(timed: Start) -> None:
+    _, table, stats = timed(max_functions=50)
+    for i in range(300):
+        namespace: dict[str, Any] = {}
+        exec(compile(f"def generated_{i}():\n    return {i}\n", __file__, "exec"), namespace)
+        namespace[f"generated_{i}"]()
+    stats()
+    assert len(table.functions) == 50
+    # Each exec'd source is two code objects (its module and its function): 600 in all.
+    assert table.dropped >= 550
+    # Functions seen only returning (they started before hotpath did) have no calls.
+    assert all(row.calls == 1 for row in table.snapshot(0) if row.calls)
+
+
+def test_what_a_recorder_holds_is_released_with_it() -> None:
+    """Reference counts: what the recorder was given and what it timed are released when it
+    goes, exceptions and logs included; nothing it kept outlives it."""
+    table = FunctionTable(10, 100)
+    infos: list[FunctionInfo] = []
+
+    def decide(code: CodeType, frame: FrameType | None) -> FunctionInfo | None:
+        if code not in (work.__code__, fails.__code__):
+            return None
+        info = table.add_function(code.co_name, "tr", code.co_qualname, code, "function")
+        assert info is not None
+        infos.append(info)
+        return info
+
+    listener = object()
+    decide_refs, listener_refs = sys.getrefcount(decide), sys.getrefcount(listener)
+    recorder = create(RECORDER, decide, listener, 10)  # type: ignore[arg-type]
+    recorder.start()
+    for i in range(100):
+        work(i)
+    for _ in range(20):
+        with pytest.raises(ValueError):
+            fails(ValueError)
+    recorder.stop()
+    rows = {s.info.qualname: s for s in recorder.read(time.perf_counter_ns())}
+    assert (rows["work"].calls, rows["fails"].totals.errors) == (100, 20)
+    del rows, recorder
+    gc.collect()
+    assert sys.getrefcount(decide) == decide_refs
+    assert sys.getrefcount(listener) == listener_refs
+    # Left: the table's list, the test's list, the loop's name and getrefcount's argument.
+    assert [sys.getrefcount(info) for info in infos] == [4, 4]
+
+
+@pytest.mark.skipif(RECORDER != "c", reason="the compiled recorder's clock")
+def test_the_compiled_recorder_reads_the_clock_python_reads() -> None:
+    from hotpath.recorder import _crecorder
+
+    before = time.perf_counter_ns()
+    reading = _crecorder.clock_ns()
+    after = time.perf_counter_ns()
+    assert before <= reading <= after
