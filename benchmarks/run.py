@@ -47,43 +47,66 @@ def free_port() -> int:
         return port
 
 
-def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("HOTPATH_")}
+def env(**extra: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOTPATH_")}
+    clean.update(extra)
+    return clean
 
 
-def tools(workload: str) -> dict[str, list[str] | None]:
-    """Command prefixes (before the script); None where a peer is not installed."""
+# A command: its prefix (before the script) and its HOTPATH_* settings.
+Command = tuple[list[str], dict[str, str]]
+PYTHON_RECORDER = {"HOTPATH_RECORDER": "python"}
+
+
+def has(module: str) -> bool:
+    return subprocess.run([PY, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+def has_compiler() -> bool:
+    """The minimal C recorder is built on first use, with the interpreter's headers."""
+    probe = [PY, str(HERE / "peers" / "minimal_c.py"), str(WORKLOADS / "w4_alloc.py"), "0"]
+    return subprocess.run(probe, capture_output=True, env=env()).returncode == 0
+
+
+def tools(workload: str) -> dict[str, Command | None]:
+    """Commands per tool; None where a peer is not installed. hotpath runs its compiled
+    recorder unless the row says otherwise."""
     narrow = [arg for name in NARROW[workload] for arg in ("--include", name)]
-
-    def has(module: str) -> bool:
-        return subprocess.run([PY, "-c", f"import {module}"], capture_output=True).returncode == 0
-
+    port = ["--mcp-port", "{port}"]
     return {
-        "python": [PY],
-        "hotpath": [*HOTPATH, "--mcp-port", "{port}"],
-        "hotpath, 1-2 functions": [*HOTPATH, "--mcp-port", "{port}", *narrow],
-        "hotpath --alloc": [*HOTPATH, "--mcp-port", "{port}", "--alloc"],
-        "tracemalloc(1) alone": [PY, "-X", "tracemalloc=1"],
-        "minimal recorder": [PY, str(HERE / "peers" / "minimal_recorder.py")],
-        "cProfile": [PY, "-m", "cProfile", "-o", os.devnull],
-        "yappi (wall)": [PY, str(HERE / "peers" / "yappi_wall.py")] if has("yappi") else None,
+        "python": ([PY], {}),
+        "hotpath": ([*HOTPATH, *port], {}),
+        "hotpath, 1-2 functions": ([*HOTPATH, *port, *narrow], {}),
+        "hotpath, Python recorder": ([*HOTPATH, *port], PYTHON_RECORDER),
+        "hotpath, Python recorder, 1-2 functions": ([*HOTPATH, *port, *narrow], PYTHON_RECORDER),
+        "hotpath --alloc": ([*HOTPATH, *port, "--alloc"], {}),
+        "tracemalloc(1) alone": ([PY, "-X", "tracemalloc=1"], {}),
+        "minimal C recorder": (
+            ([PY, str(HERE / "peers" / "minimal_c.py")], {}) if has_compiler() else None
+        ),
+        "minimal Python recorder": ([PY, str(HERE / "peers" / "minimal_recorder.py")], {}),
+        "cProfile": ([PY, "-m", "cProfile", "-o", os.devnull], {}),
+        "yappi (wall)": (
+            ([PY, str(HERE / "peers" / "yappi_wall.py")], {}) if has("yappi") else None
+        ),
         "pyinstrument": (
-            [PY, "-m", "pyinstrument", "-o", os.devnull] if has("pyinstrument") else None
+            ([PY, "-m", "pyinstrument", "-o", os.devnull], {}) if has("pyinstrument") else None
         ),
     }
 
 
-def run_workload(prefix: list[str], workload: str, scale: int) -> dict[str, Any]:
-    command = [part.replace("{port}", str(free_port())) for part in prefix]
+def run_workload(command: Command, workload: str, scale: int) -> dict[str, Any]:
+    prefix, settings = command
+    argv = [part.replace("{port}", str(free_port())) for part in prefix]
     result = subprocess.run(
-        [*command, str(WORKLOADS / f"{workload}.py"), str(scale)],
+        [*argv, str(WORKLOADS / f"{workload}.py"), str(scale)],
         capture_output=True,
         text=True,
-        env=env(),
+        env=env(**settings),
         timeout=900,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"{command} {workload} failed: {result.stderr[-2000:]}")
+        raise RuntimeError(f"{argv} {workload} failed: {result.stderr[-2000:]}")
     data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return data
 
@@ -110,18 +133,23 @@ def overhead(rounds: int, scale: int) -> dict[str, dict[str, list[float]]]:
     return ratios
 
 
+PER_CALL = ("hotpath", "minimal C recorder", "hotpath, Python recorder", "minimal Python recorder")
+
+
 def per_call_ns(rounds: int, scale: int) -> dict[str, float]:
-    """W1's added cost per Python call: hotpath against the minimal recorder, same rounds."""
-    calls = run_workload([PY], "w1_calls", scale)["calls"]
-    added: dict[str, list[float]] = {"hotpath": [], "minimal recorder": []}
+    """W1's added cost per Python call: each recorder against its minimal twin, same rounds."""
+    calls = run_workload(([PY], {}), "w1_calls", scale)["calls"]
     commands = {
-        name: cmd for name, cmd in tools("w1_calls").items() if name in added or name == "python"
+        name: cmd
+        for name, cmd in tools("w1_calls").items()
+        if cmd is not None and (name in PER_CALL or name == "python")
     }
+    added: dict[str, list[float]] = {name: [] for name in commands if name != "python"}
     for round_ in range(rounds + 1):
         times = {
             name: run_workload(cmd, "w1_calls", scale)["elapsed_s"]
             for name, cmd in commands.items()
-        }  # type: ignore[arg-type]
+        }
         if round_:
             for name in added:
                 added[name].append((times[name] - times["python"]) / calls * 1e9)
@@ -426,6 +454,11 @@ def table(ratios: dict[str, dict[str, list[float]]]) -> str:
 
 
 def main() -> None:
+    # Started in the background by a non-interactive shell, this runner inherits SIGINT
+    # ignored, and so would the programs it stops with SIGINT (the "exit_hung" once seen
+    # in mcp_latency): they get Python's usual Ctrl-C.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick", action="store_true", help="small workloads, 3 rounds: under 2 minutes"
@@ -469,12 +502,9 @@ def main() -> None:
     if "overhead" in results:
         print("Ratio to bare python (median, min-max):\n")
         print(table(results["overhead"]))
-        per_call = results["per_call"]
-        print(
-            f"\nAdded cost per call on w1_calls: hotpath {per_call['hotpath']:.0f} ns, "
-            f"minimal recorder {per_call['minimal recorder']:.0f} ns "
-            f"(ratio {per_call['hotpath'] / per_call['minimal recorder']:.2f})"
-        )
+        print("\nAdded cost per call on w1_calls (ns):")
+        for name, ns in results["per_call"].items():
+            print(f"  {name}: {ns:.0f}")
     for name in ("startup", "mcp", "memory"):
         if name in results:
             print(f"\n{name}: {json.dumps(results[name], indent=1)}")
