@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -111,3 +112,12 @@ def test_gauge_api_costs_nothing_outside_hotpath() -> None:
     )
     plain = python("-c", loaded)
     assert plain.stdout == "['hotpath']\n"
+
+
+def test_the_switch_interval_is_put_back_after_hotpath_imports_beside_the_program() -> None:
+    from hotpath.background import short_switch_interval
+
+    before = sys.getswitchinterval()
+    with short_switch_interval():
+        assert sys.getswitchinterval() < before
+    assert sys.getswitchinterval() == before

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from hotpath.background import short_switch_interval
 from hotpath.collectors.event_loops import LoopRegistry
 from hotpath.collectors.memory import MemoryCollector
 from hotpath.store import Store
@@ -64,7 +65,8 @@ class Sampler:
         """Import psutil; in the sampler's thread unless called before (--alloc does, so that
         tracemalloc never counts the import as the program's)."""
         if self._process is None:
-            import psutil
+            with short_switch_interval():
+                import psutil
 
             self._process = psutil.Process()
 

@@ -13,24 +13,22 @@ sessions to keep, expire or bound, and any client (Claude Code, the MCP Inspecto
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hmac
 import logging
 import select
 import socket
-import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import IO, Any
 
+from hotpath.background import short_switch_interval
 from hotpath.config import Config
 from hotpath.store import Store
 from hotpath.views import tools
 
 THREAD_NAME = "hotpath-mcp"
 HOST = "127.0.0.1"
-IMPORT_SWITCH_INTERVAL = 0.0002  # seconds
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -118,7 +116,7 @@ class McpServer:
         try:
             if self.sock not in select.select([self.sock, self._wake], [], [])[0]:
                 return  # woken by stop() before any client came
-            with _short_switch_interval():
+            with short_switch_interval():
                 self.prepare()
             if not self._stopping.is_set():
                 self._uvicorn.run(sockets=[self.sock])
@@ -136,25 +134,6 @@ class McpServer:
         self.thread.join(timeout=3)
         for sock in (self.sock, self._wake, self._waker):
             sock.close()
-
-
-@contextlib.contextmanager
-def _short_switch_interval() -> Iterator[None]:
-    """Let the server thread import its libraries while the program keeps the CPU busy.
-
-    An import releases the GIL at every file it reads, and then waits for the program's thread
-    to give it back: a whole switch interval (5 ms) each time, several seconds in all for
-    mcp, pydantic and uvicorn. A short interval, only while importing, makes it well under a
-    second. It is put back unless the program changed it meanwhile.
-    """
-    previous = sys.getswitchinterval()
-    ours = min(previous, IMPORT_SWITCH_INTERVAL)
-    sys.setswitchinterval(ours)
-    try:
-        yield
-    finally:
-        if sys.getswitchinterval() == ours:
-            sys.setswitchinterval(previous)
 
 
 def _quiet_loggers() -> None:
