@@ -1,23 +1,15 @@
-"""Streams: what async generators yield, seen through the timing collector's events.
-
-An async generator's frame yields both for its ``yield`` and for every ``await`` that
-suspends it. sys.monitoring tells them apart only by the value: a real item arrives wrapped in
-an internal ``async_generator_wrapped_value`` (CPython gh-129013), whose one referent is the
-item itself. If a later CPython hands over the bare item, items and awaits can no longer be
-told apart and ``items`` would count both: the tests pin the behaviour down.
+"""Streams: what async generators yield, as the recorder reports it (its Listener): the
+recorder tells items from awaits (see ``hotpath.recorder``) and hands over items only.
 """
 
 from __future__ import annotations
 
-import gc
 import time
 
 from hotpath.collectors.messages import describe
 from hotpath.filters import shown_path
 from hotpath.store.functions import FunctionInfo
 from hotpath.store.streams import StreamInstance, StreamItem, StreamTable
-
-WRAPPED_ITEM = "async_generator_wrapped_value"
 
 
 class StreamCollector:
@@ -35,12 +27,9 @@ class StreamCollector:
             stream.instances += 1
             return StreamInstance(stream, stream.instances)
 
-    def yielded(self, instance: StreamInstance, value: object) -> None:
-        if type(value).__name__ != WRAPPED_ITEM:
-            return  # an await suspending the generator, not an item
+    def yielded(self, instance: StreamInstance, item: object) -> None:
         now = time.perf_counter_ns()
-        inner = gc.get_referents(value)
-        message = describe(inner[0]) if len(inner) == 1 else "?"
+        message = describe(item)
         previous, instance.last_item_ns = instance.last_item_ns, now
         gap = now - previous if previous is not None else None
         stream = instance.stream

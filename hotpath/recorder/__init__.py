@@ -64,6 +64,7 @@ PREFERRED_TOOL_IDS = (3, 4, 5, 2, 1, 0)
 # Generators that are dropped while suspended may never report an end (3.13.0 sends no event
 # for it), so their activations are capped rather than trusted to finish.
 MAX_OPEN_ACTIVATIONS = 100_000
+WRAPPED_ITEM = "async_generator_wrapped_value"
 EVENT_SET = (
     EVENTS.PY_START,
     EVENTS.PY_RETURN,
@@ -103,8 +104,12 @@ class Listener(Protocol):
     def stream_opened(self, function: FunctionInfo) -> Any:
         """An async generator's first start: a stream handle, or None."""
 
-    def stream_yielded(self, stream: Any, value: object) -> None:
-        """It suspended, yielding ``value`` (an item, or an await: the collector tells)."""
+    def stream_yielded(self, stream: Any, item: object) -> None:
+        """It yielded ``item``. Only items: an async generator's frame also suspends (and
+        fires PY_YIELD) at every ``await`` that waits; the recorder tells them apart by the
+        value, which for an item is CPython's internal ``async_generator_wrapped_value``
+        around it (gh-129013), whose one referent is the item. Should a later CPython hand
+        over the bare item, awaits would count as items: the tests pin this down."""
 
     def stream_ended(self, stream: Any, error: str | None) -> None:
         """Its call finished: returned (None) or raised (the exception type's name)."""

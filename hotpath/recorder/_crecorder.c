@@ -889,6 +889,30 @@ close_activation(Recorder *r, ThreadRec *t, Activation *act, int64_t now, int64_
     act_release(act);
 }
 
+static int
+first_referent(PyObject *referent, void *found)
+{
+    if (*(PyObject **)found == NULL) {
+        *(PyObject **)found = referent;
+    }
+    return 0;
+}
+
+/* An async generator's item (new reference), or NULL when the value is an await's: an item
+   comes wrapped in async_generator_wrapped_value (see Listener.stream_yielded), whose one
+   referent, as its tp_traverse visits it, is the item. No Python runs to find it. */
+static PyObject *
+wrapped_item(PyObject *value)
+{
+    PyTypeObject *type = Py_TYPE(value);
+    if (strcmp(type->tp_name, "async_generator_wrapped_value") != 0 || type->tp_traverse == NULL) {
+        return NULL;
+    }
+    PyObject *item = NULL;
+    type->tp_traverse(value, first_referent, &item);
+    return Py_XNewRef(item);
+}
+
 /* The common end of PY_RETURN and PY_UNWIND; the top entry is this code's. */
 static void
 end_top(Recorder *r, ThreadRec *t, int64_t now, PyObject *outcome, PyObject **raised)
@@ -1185,8 +1209,12 @@ on_yield(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
         report_progress(r, act);
     }
     if (act->stream != NULL) {
-        PyObject *done = notify(r, r->s_stream_yielded, act->stream, args[2], &raised);
-        Py_XDECREF(done);
+        PyObject *item = wrapped_item(args[2]);
+        if (item != NULL) {
+            PyObject *done = notify(r, r->s_stream_yielded, act->stream, item, &raised);
+            Py_XDECREF(done);
+            Py_DECREF(item);
+        }
     }
     act->on_stack = 0;
     act_release(act);

@@ -17,6 +17,7 @@ often it suspends; its state lives in an ``Activation`` keyed by the frame's id.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ from typing import Any
 from hotpath.recorder import (
     EVENTS,
     MAX_OPEN_ACTIVATIONS,
+    WRAPPED_ITEM,
     Decide,
     Implementation,
     Listener,
@@ -394,6 +396,7 @@ class PythonRecorder:
         flush_at = self.flush_at
         getframe = sys._getframe
         listener = self._listener
+        get_referents = gc.get_referents
 
         # Every callback gives the event up on an Exception, as the compiled recorder does: at
         # the program's recursion limit hotpath's own calls fail first (RecursionError), and a
@@ -596,8 +599,10 @@ class PythonRecorder:
                     stack[-2].child_ns += running  # type: ignore[attr-defined]
                 if activation.watcher is not None:
                     activation.watcher.active_ns = activation.active_ns
-                if activation.stream is not None:
-                    listener.stream_yielded(activation.stream, value)  # type: ignore[union-attr]
+                if activation.stream is not None and type(value).__name__ == WRAPPED_ITEM:
+                    inner = get_referents(value)
+                    if len(inner) == 1:
+                        listener.stream_yielded(activation.stream, inner[0])  # type: ignore[union-attr]
                 return None
             except Exception:
                 return None  # give the event up (see above)
