@@ -90,3 +90,16 @@ def test_malformed_globs_are_refused(pattern: str) -> None:
 )
 def test_good_globs_pass(pattern: str) -> None:
     assert validate_glob(pattern) == pattern
+
+
+def test_the_program_tree_is_found_through_linked_folders(tmp_path: Path) -> None:
+    """Folders are resolved (once each): code reached through a link to the program's tree is
+    the program's, and a library linked into the tree is still the library's."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "linked").symlink_to(real)
+    chooser = FunctionFilter(roots=[str(real)])
+    assert chooser.selects("app.main", str(tmp_path / "linked" / "app.py"))
+    json_file = Path(__import__("json").__file__)
+    (real / "vendored").symlink_to(json_file.parent)
+    assert not chooser.selects("json.dumps", str(real / "vendored" / json_file.name))
