@@ -55,6 +55,7 @@ def without_hotpath_lines(stderr: str) -> str:
         "hard_exit.py",
         "closes_streams.py",
         "many_loops.py",
+        "takes_tool_ids.py",
         "shadow/app.py",
     ],
 )
@@ -70,6 +71,24 @@ def test_behaves_as_under_python(script: str) -> None:
     assert actual.stdout == expected.stdout
     assert normalised(without_hotpath_lines(actual.stderr)) == normalised(expected.stderr)
     assert "hotpath/" not in without_hotpath_lines(actual.stderr)  # no hotpath frame anywhere
+
+
+def test_a_program_that_takes_hotpaths_tool_id_gets_a_report_of_what_was_recorded(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "report.json"
+    result = run(
+        [sys.executable, "-m", "hotpath", "run", "--no-mcp", "--output", str(output)]
+        + ["takes_tool_ids.py"],
+        HOSTILE,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "45\n190 freed True\n"
+    warnings = [line for line in result.stderr.splitlines() if "tool id" in line]
+    assert len(warnings) == 1 and "freed or took over" in warnings[0]
+    rows = json.loads(output.read_text())["functions_timing"]["functions"]
+    # The first call was timed; the second came after the program took the id.
+    assert {row["name"]: row["calls"] for row in rows}["takes_tool_ids.work"] == 1
 
 
 def test_a_forked_child_neither_reports_nor_serves(tmp_path: Path) -> None:
