@@ -15,6 +15,7 @@ from mcp_client import raw_post, url
 from support import FIXTURES, RunningProgram, clean_env, free_port
 
 HOSTILE = FIXTURES / "hostile"
+HOTPATH_RUN = [sys.executable, "-m", "hotpath", "run"]
 
 
 def run(args: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -78,8 +79,7 @@ def test_a_program_that_takes_hotpaths_tool_id_gets_a_report_of_what_was_recorde
 ) -> None:
     output = tmp_path / "report.json"
     result = run(
-        [sys.executable, "-m", "hotpath", "run", "--no-mcp", "--output", str(output)]
-        + ["takes_tool_ids.py"],
+        [*HOTPATH_RUN, "--no-mcp", "--output", str(output), "takes_tool_ids.py"],
         HOSTILE,
     )
     assert result.returncode == 0, result.stderr

@@ -259,11 +259,12 @@ def test_a_failing_decision_gives_the_event_up_and_the_program_runs_on(timed: St
         asked.append(code.co_name)
         raise ValueError("a bug in hotpath's filter")
 
-    _, _, stats = timed(decide=decide)
+    recorder, _, stats = timed(decide=decide)
     assert work(1) == 2
     assert work(2) == 3
     assert "work" in asked
     assert stats() == {}
+    assert recorder.given_up() >= 1
 
 
 def test_a_failing_listener_gives_the_event_up_and_the_program_runs_on(timed: Start) -> None:
@@ -289,10 +290,11 @@ def test_a_failing_listener_gives_the_event_up_and_the_program_runs_on(timed: St
 
     import asyncio
 
-    _, _, stats = timed(listener=Broken())
+    recorder, _, stats = timed(listener=Broken())
     assert asyncio.run(main()) == [0, 1, 2]
     rows = stats()
     assert rows["ticks"].calls == 1
+    assert recorder.given_up() >= 3  # three items and the end: the listener was told nothing
 
 
 def test_a_program_that_takes_the_tool_id_away(timed: Start) -> None:

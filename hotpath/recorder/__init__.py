@@ -38,8 +38,11 @@ What it answers
 in progress: plain calls on some thread's stack now, and the time so far of the outermost one
 per thread. ``recent_calls(info, limit)`` gives a function's newest logged calls. Both may be
 called from any thread while the program runs. ``live_threads()`` counts threads with state
-(ended threads' state is freed). ``start()`` claims a tool id and registers the callbacks;
-``stop()`` releases them, and leaves alone a tool id the program has freed or taken over.
+(ended threads' state is freed); ``given_up()`` counts failures inside the callbacks (an
+Exception from deciding or from the listener, an allocation that failed): an event given up
+is missing from the figures; a listener's failure loses only what the listener was told.
+``start()`` claims a tool id and registers the callbacks; ``stop()`` releases them, and leaves
+alone a tool id the program has freed or taken over (then it returns False).
 
 Timestamps are ``time.perf_counter_ns()`` readings (the C recorder reads the same clock).
 """
@@ -128,6 +131,8 @@ class Recorder(Protocol):
     def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]: ...
 
     def live_threads(self) -> int: ...
+
+    def given_up(self) -> int: ...
 
 
 def claim_tool_id() -> int:

@@ -109,6 +109,10 @@ class CompiledRecorder:
         count: int = self._core.live_threads()
         return count
 
+    def given_up(self) -> int:
+        count: int = self._core.given_up()
+        return count
+
     def open_activations(self) -> int:
         count: int = self._core.open_activations()
         return count

@@ -243,6 +243,7 @@ class PythonRecorder:
         self._records: dict[int, list[ThreadRecord]] = {}  # info.id -> live threads' records
         self._retired: dict[int, Totals] = {}  # info.id -> ended threads' totals
         self._events: tuple[int, ...] = ()
+        self._given_up = [0]  # a cell the callbacks can bump
         self.tool_id: int | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -283,6 +284,9 @@ class PythonRecorder:
         with self.lock:
             self._fold_retired_threads()
             return self._totals(info).recent_calls(limit)
+
+    def given_up(self) -> int:
+        return self._given_up[0]
 
     def live_threads(self) -> int:
         with self.lock:
@@ -397,6 +401,7 @@ class PythonRecorder:
         getframe = sys._getframe
         listener = self._listener
         get_referents = gc.get_referents
+        given_up = self._given_up
 
         # Every callback gives the event up on an Exception, as the compiled recorder does: at
         # the program's recursion limit hotpath's own calls fail first (RecursionError), and a
@@ -443,6 +448,7 @@ class PythonRecorder:
                 stack.append(clock())
                 return None
             except Exception:
+                given_up[0] += 1
                 return None  # give the event up (see above)
 
         def open_activation(
@@ -465,7 +471,7 @@ class PythonRecorder:
                     elif kind == "async_generator":
                         activation.stream = listener.stream_opened(record.info)
                 except Exception:
-                    pass  # the listener's failure: the call is still timed
+                    given_up[0] += 1  # the listener's failure: the call is still timed
             state.stack.append(activation)
             state.stack.append(clock())  # its first run starts after hotpath's bookkeeping
 
@@ -497,6 +503,7 @@ class PythonRecorder:
                     stack[-2].child_ns += duration  # type: ignore[attr-defined]
                 return record
             except Exception:
+                given_up[0] += 1
                 return None  # give the event up (see above)
 
         def unmatched_end(state: ThreadState, code: CodeType, now: int) -> object:
@@ -538,11 +545,10 @@ class PythonRecorder:
             if not any(entry.info is info for entry in stack[::2]):  # type: ignore[attr-defined]
                 record.total_ns += duration
             if activation.stream is not None:
-                # try, not contextlib.suppress: no context manager object per call.
-                try:  # noqa: SIM105
+                try:
                     listener.stream_ended(activation.stream, activation.error)  # type: ignore[union-attr]
                 except Exception:
-                    pass  # the listener's failure: the call is counted all the same
+                    given_up[0] += 1  # the listener's failure: the call is counted all the same
             return record
 
         def on_unwind(code: CodeType, offset: int, exception: BaseException) -> None:
@@ -555,6 +561,7 @@ class PythonRecorder:
                 if isinstance(record, ThreadRecord) and record.ends:
                     record.failed[record.ends[-1]] = type(exception).__name__
             except Exception:
+                given_up[0] += 1
                 return None  # give the event up (see above)
 
         def resume(code: CodeType, frame: FrameType | None) -> object:
@@ -577,12 +584,14 @@ class PythonRecorder:
             try:
                 return resume(code, event_frame(code, caller))
             except Exception:
+                given_up[0] += 1
                 return None  # give the event up (see above)
 
         def on_throw(code: CodeType, offset: int, exception: BaseException) -> None:
             try:
                 resume(code, event_frame(code, caller))  # like PY_UNWIND, PY_THROW never DISABLEs
             except Exception:
+                given_up[0] += 1
                 return None  # give the event up (see above)
 
         def on_yield(code: CodeType, offset: int, value: object) -> object:
@@ -605,6 +614,7 @@ class PythonRecorder:
                         listener.stream_yielded(activation.stream, inner[0])  # type: ignore[union-attr]
                 return None
             except Exception:
+                given_up[0] += 1
                 return None  # give the event up (see above)
 
         return {

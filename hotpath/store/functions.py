@@ -286,6 +286,8 @@ class FunctionSource(Protocol):
 
     def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]: ...
 
+    def given_up(self) -> int: ...
+
 
 class FunctionTable:
     """All functions hotpath times, capped at ``max_functions``; their figures are read from
@@ -335,3 +337,7 @@ class FunctionTable:
     def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]:
         """A function's newest ``limit`` calls, oldest first."""
         return self._source.recent_calls(info, limit) if self._source is not None else []
+
+    def events_given_up(self) -> int:
+        """Events the recorder gave up: their calls are missing from the figures."""
+        return self._source.given_up() if self._source is not None else 0

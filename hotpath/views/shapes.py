@@ -136,6 +136,7 @@ def profiler_status(store: Store) -> JSON:
         "known": {
             "functions": len(store.functions.functions),
             "dropped_functions": store.functions.dropped,
+            "events_given_up": store.functions.events_given_up(),
             "threads": store.threads.read().process.threads,
             "gauges": len(store.gauges.all()),
         },
