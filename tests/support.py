@@ -17,6 +17,26 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 
 
+def _own_dirs() -> tuple[str, ...]:
+    import hotpath_cli
+
+    import hotpath
+
+    return tuple(
+        os.path.join(os.path.dirname(os.path.realpath(module.__file__ or "")), "")
+        for module in (hotpath, hotpath_cli)
+    )
+
+
+# hotpath's own code, wherever it is installed: a checkout's folder may well be named
+# "hotpath" too, so the bare word in a path says nothing.
+OWN_DIRS = _own_dirs()
+
+
+def mentions_own_code(text: str) -> bool:
+    return any(folder in text for folder in OWN_DIRS)
+
+
 # The recorder the suite runs on (CI runs it once on each): passed to every program it starts.
 RECORDER = os.environ.get("HOTPATH_RECORDER", "c")
 

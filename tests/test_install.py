@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import ROOT, clean_env
+from support import RECORDER, ROOT, clean_env
 
 
 def test_wheel_install_runs_from_another_directory(tmp_path: Path) -> None:
@@ -37,6 +37,9 @@ def test_wheel_install_runs_from_another_directory(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert result.stdout == "the user\n"
         assert "app.main" in result.stderr
+        # The install built the compiled recorder (under HOTPATH_RECORDER=c a missing one
+        # would have been exit 2).
+        assert f"| {RECORDER} recorder" in result.stderr
     site = subprocess.run(
         [
             str(python),

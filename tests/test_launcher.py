@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from support import FIXTURES, ROOT, clean_env, hotpath, python
+from support import FIXTURES, ROOT, clean_env, hotpath, mentions_own_code, python
 
 LAUNCHER = FIXTURES / "launcher"
 QUIET = ("run", "--no-mcp", "--report", "none")
@@ -55,7 +55,7 @@ def test_exit_code_stdout_and_traceback_match_python(how: str) -> None:
     assert actual.returncode == expected.returncode
     assert actual.stdout == expected.stdout
     assert actual.stderr == expected.stderr
-    assert "hotpath" not in actual.stderr
+    assert not mentions_own_code(actual.stderr)
 
 
 def test_syntax_error_in_the_script_reads_as_under_python() -> None:
