@@ -61,3 +61,23 @@ def test_partial_words_do_not_match_as_suffixes() -> None:
         find(ITEMS, "request", "function")
     with pytest.raises(NotFound):
         find(ITEMS, "  ", "function")
+
+
+@pytest.mark.parametrize("typed", ["²", "٣", "9" * 5000, "1" * 19])
+def test_digit_strings_that_are_no_sane_id_are_names_not_found(typed: str) -> None:
+    with pytest.raises(NotFound) as error:
+        find(ITEMS, typed, "function")
+    message = str(error.value)
+    assert message.startswith("no function named ")
+    assert len(message) < 300
+
+
+def test_an_unknown_name_with_nothing_close_says_what_would_work() -> None:
+    with pytest.raises(NotFound) as error:
+        find(ITEMS, "zzzz", "function")
+    assert str(error.value) == (
+        "no function named 'zzzz'; pass a name or id that the function list shows"
+    )
+    with pytest.raises(NotFound) as error:
+        find([], "zzzz", "function")
+    assert str(error.value) == "no function named 'zzzz'; no function yet"

@@ -16,6 +16,10 @@ class Named(Protocol):
     def name(self) -> str: ...
 
 
+MAX_ID_DIGITS = 18  # ids fit in 64 bits
+MAX_SHOWN = 80  # an unknown name is echoed back at most this long
+
+
 class NotFound(LookupError):
     """No single item matches; the message lists the closest candidates."""
 
@@ -24,7 +28,9 @@ def find[T: Named](items: Sequence[T], wanted: str, kind: str) -> T:
     text = wanted.strip()
     if not text:
         raise NotFound(f"empty {kind} name")
-    if text.isdigit():
+    # ASCII digits of a sane length only: str.isdigit() also accepts "²" and other digits
+    # that int() refuses, and a 5,000-digit string costs int() a refusal of its own.
+    if len(text) <= MAX_ID_DIGITS and text.isascii() and text.isdigit():
         for item in items:
             if item.id == int(text):
                 return item
@@ -43,8 +49,12 @@ def find[T: Named](items: Sequence[T], wanted: str, kind: str) -> T:
     close = difflib.get_close_matches(text, names, n=5, cutoff=0.5)
     close += [n for n in names if text.lower() in n.lower() and n not in close][: 5 - len(close)]
     by_name = {item.name: item.id for item in items}
-    hint = ", ".join(f"{n} (id {by_name[n]})" for n in close) if close else "none"
-    raise NotFound(f"no {kind} named {text!r}; closest: {hint}")
+    shown = text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+    if close:
+        hint = "closest: " + ", ".join(f"{n} (id {by_name[n]})" for n in close)
+    else:
+        hint = f"pass a name or id that the {kind} list shows" if items else f"no {kind} yet"
+    raise NotFound(f"no {kind} named {shown!r}; {hint}")
 
 
 def _names(item: Named) -> tuple[str, ...]:
