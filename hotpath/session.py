@@ -43,6 +43,8 @@ class Server(Protocol):
 
     def stop(self) -> None: ...
 
+    def close_in_child(self) -> None: ...
+
 
 class Session:
     def __init__(self, config: Config, program: launcher.Program) -> None:
@@ -227,6 +229,10 @@ class Session:
         self.tasks.uninstall()
         self.loops.uninstall()
         hotpath._gauges = None
+        if self.server is not None:
+            # Or a child that outlives its parent keeps the port: connections hang, and the
+            # next `hotpath run` on that port finds it in use.
+            self.server.close_in_child()
 
     def _finish(self) -> None:
         if not self._finished.acquire(blocking=False):

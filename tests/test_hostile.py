@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -218,3 +219,26 @@ def test_a_burst_of_concurrent_and_malformed_requests_leaves_all_serving() -> No
     finally:
         assert program.stop() == 0
     assert program.rest() == "ready 5\nbye\n"
+
+
+def test_a_forked_child_that_outlives_its_parent_does_not_keep_the_port() -> None:
+    port = free_port()
+    parent = subprocess.Popen(
+        [*HOTPATH_RUN, "--report", "none", "--mcp-port", str(port), "outlives_parent.py", "5"],
+        cwd=HOSTILE,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The parent's own end, not its pipes' (the child holds those for 5 s more).
+        assert parent.wait(timeout=60) == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0  # nobody listens
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as again:
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))  # the next hotpath run can have it
+    finally:
+        out, _ = parent.communicate(timeout=60)
+    assert out == "parent done\n"

@@ -132,6 +132,14 @@ class McpServer:
             logging.getLogger("uvicorn.error").disabled = True
             server.should_exit = True
         self.thread.join(timeout=3)
+        self._close_sockets()
+
+    def close_in_child(self) -> None:
+        """In a forked child: let go of the parent's sockets (the server's thread is not
+        there to stop)."""
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
         for sock in (self.sock, self._wake, self._waker):
             sock.close()
 
