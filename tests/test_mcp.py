@@ -168,6 +168,16 @@ def test_foreign_host_and_origin_are_refused(service: int) -> None:
     assert raw_post(service, {"Origin": f"http://127.0.0.1:{service}"}).status_code == 200
 
 
+def test_host_and_origin_are_compared_exactly_not_by_prefix(service: int) -> None:
+    for host in (f"127.0.0.1:{service}@evil.com", f"localhost:{service}.evil.com", "127.0.0.1"):
+        assert raw_post(service, {"Host": host}).status_code == 421, host
+    for origin in (f"http://localhost:{service}.evil.com", f"http://127.0.0.1:{service}@x.io"):
+        assert raw_post(service, {"Origin": origin}).status_code == 403, origin
+    for host in (f"localhost:{service}", f"[::1]:{service}"):
+        assert raw_post(service, {"Host": host}).status_code == 200, host
+    assert raw_post(service, {"Origin": f"http://localhost:{service}"}).status_code == 200
+
+
 def test_malformed_json_leaves_the_server_serving(service: int) -> None:
     assert raw_post(service, {}, body=b"{not json").status_code == 400
     assert not call(service, "profiler_status").is_error

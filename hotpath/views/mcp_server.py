@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import hmac
+import json
 import logging
 import select
 import socket
@@ -37,6 +38,19 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+async def _refuse(
+    send: Send, status: int, reason: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps({"error": reason}).encode()})
+
+
 class TokenGate:
     """Refuses HTTP requests whose ``Authorization`` is not the token, raw or as ``Bearer``."""
 
@@ -47,18 +61,8 @@ class TokenGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Lifespan and other non-HTTP scopes pass: the session manager starts through them.
         if scope["type"] == "http" and not self.allows(scope):
-            body = b'{"error": "unauthorized: send the token in the Authorization header"}'
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"www-authenticate", b"Bearer"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            reason = "unauthorized: send the token in the Authorization header"
+            await _refuse(send, 401, reason, ((b"www-authenticate", b"Bearer"),))
             return
         await self.app(scope, receive, send)
 
@@ -70,6 +74,30 @@ class TokenGate:
         if given[:7].lower() == b"bearer ":
             given = given[7:]
         return hmac.compare_digest(given.strip(), self.token)
+
+
+class LocalGate:
+    """Refuses requests whose ``Host`` or ``Origin`` is not this server's own, compared
+    exactly: the SDK's DNS-rebinding check matches ``127.0.0.1:*`` by prefix, which let
+    ``127.0.0.1:PORT@evil.com`` and ``http://localhost:PORT.evil.com`` through."""
+
+    def __init__(self, app: ASGIApp, port: int) -> None:
+        self.app = app
+        names = (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}")
+        self.hosts = frozenset(name.encode() for name in names)
+        self.origins = frozenset(f"http://{name}".encode() for name in names)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])  # the last of a repeated header counts
+            if headers.get(b"host", b"") not in self.hosts:
+                await _refuse(send, 421, "this server answers only its own loopback address")
+                return
+            origin = headers.get(b"origin")
+            if origin is not None and origin not in self.origins:
+                await _refuse(send, 403, "requests from web pages are refused")
+                return
+        await self.app(scope, receive, send)
 
 
 class McpServer:
@@ -107,6 +135,7 @@ class McpServer:
         app: ASGIApp = tools.build_app(self.store)
         if self.config.mcp_token is not None:
             app = TokenGate(app, self.config.mcp_token)
+        app = LocalGate(app, self.sock.getsockname()[1])
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=1
         )
