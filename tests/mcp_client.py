@@ -59,3 +59,7 @@ def raw_post(port: int, headers: dict[str, str], body: Any | None = None) -> htt
         },
         timeout=30,
     )
+
+
+def raw_get(port: int) -> httpx2.Response:
+    return httpx2.get(url(port), headers={"accept": "text/event-stream"}, timeout=30)

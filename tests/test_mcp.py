@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mcp_client import call, call_many, list_tools, raw_post, url
+from mcp_client import call, call_many, list_tools, raw_get, raw_post, url
 from support import FIXTURES, RunningProgram, clean_env, free_port
 
 from hotpath.views.tools import TOOL_NAMES
@@ -249,3 +252,49 @@ def test_official_mcp_inspector_cli_lists_and_calls_tools(service: int) -> None:
     assert called.returncode == 0, called.stderr
     logs = json.loads(called.stdout)["structuredContent"]["logs"]
     assert [entry["outcome"] for entry in logs] == ["raised ValueError", "returned"]
+
+
+def test_idle_connections_cannot_take_the_programs_file_descriptors() -> None:
+    port = free_port()
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    program = subprocess.Popen(
+        [sys.executable, "-m", "hotpath", "run", "--mcp-port", str(port), "fd_user.py"],
+        cwd=FIXTURES,
+        env=clean_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=few_descriptors,
+    )
+    held: list[socket.socket] = []
+    try:
+        assert program.stdout is not None and program.stdout.readline() == "ready\n"
+        assert call(port, "profiler_status").structured_content["running"] is True
+        for index in range(160):  # more than its 128 descriptors: nothing, or half headers
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            if index % 3 == 0:
+                sock.sendall(f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())
+            held.append(sock)
+        time.sleep(1)
+        deadline = time.monotonic() + 15
+        for sock in held:  # the server lets go of each within its header timeout
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                while sock.recv(4096):  # a 503 for those past the cap, then the close
+                    pass
+            except ConnectionResetError:
+                pass  # closed with our half request unread: a reset is a close too
+        # The server answers again, and refuses the GET that would hold a stream open.
+        assert call(port, "profiler_status").structured_content["running"] is True
+        assert raw_get(port).status_code == 405
+    finally:
+        for sock in held:
+            sock.close()
+        out, err = program.communicate("", timeout=60)
+    assert program.returncode == 0
+    assert out.splitlines()[-1] == "opened True failures 0"
+    assert "Traceback" not in err and "accept" not in err

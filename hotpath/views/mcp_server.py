@@ -13,6 +13,7 @@ sessions to keep, expire or bound, and any client (Claude Code, the MCP Inspecto
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hmac
 import json
@@ -30,6 +31,16 @@ from hotpath.views import tools
 
 THREAD_NAME = "hotpath-mcp"
 HOST = "127.0.0.1"
+# What any client can hold of the program's: connections open at once (each is a file
+# descriptor of the program's), and how long one may take to send its request's headers.
+MAX_CONNECTIONS = 32
+ACCEPT_BACKLOG = 32
+HEADER_TIMEOUT_S = 3.0
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    b"content-length: 35\r\nconnection: close\r\n\r\n"
+    b'{"error": "too many connections"}\r\n'
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -79,7 +90,9 @@ class TokenGate:
 class LocalGate:
     """Refuses requests whose ``Host`` or ``Origin`` is not this server's own, compared
     exactly: the SDK's DNS-rebinding check matches ``127.0.0.1:*`` by prefix, which let
-    ``127.0.0.1:PORT@evil.com`` and ``http://localhost:PORT.evil.com`` through."""
+    ``127.0.0.1:PORT@evil.com`` and ``http://localhost:PORT.evil.com`` through. Refuses
+    ``GET`` too: the server answers in JSON, statelessly, and an event stream opened by a GET
+    would stay open (and hold one of the program's descriptors) until the program ends."""
 
     def __init__(self, app: ASGIApp, port: int) -> None:
         self.app = app
@@ -96,6 +109,10 @@ class LocalGate:
             origin = headers.get(b"origin")
             if origin is not None and origin not in self.origins:
                 await _refuse(send, 403, "requests from web pages are refused")
+                return
+            if scope["method"] == "GET":
+                reason = "this server answers POST only (stateless JSON: no event stream)"
+                await _refuse(send, 405, reason, ((b"allow", b"POST"),))
                 return
         await self.app(scope, receive, send)
 
@@ -137,7 +154,17 @@ class McpServer:
             app = TokenGate(app, self.config.mcp_token)
         app = LocalGate(app, self.sock.getsockname()[1])
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=1
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+            http=_guarded_protocol(),
+            # asyncio accepts up to `backlog` connections per loop iteration before any of
+            # them can be refused: the default (2048) let a flood of 300 take the program's
+            # descriptors; 128 still cost a program limited to 128 eleven failed opens, 32
+            # none (tests/test_mcp.py), clients then waiting for the kernel to retry.
+            backlog=ACCEPT_BACKLOG,
         )
         self._uvicorn = uvicorn.Server(config)
 
@@ -148,9 +175,18 @@ class McpServer:
             with short_switch_interval():
                 self.prepare()
             if not self._stopping.is_set():
-                self._uvicorn.run(sockets=[self.sock])
+                asyncio.run(self._run())
         except Exception as error:  # the program must run on whatever happens here
             self.err.write(f"[hotpath] warning: MCP server stopped: {error}\n")
+
+    async def _run(self) -> None:
+        # asyncio reports a failed accept() (out of descriptors, say) through the loop's
+        # exception handler, whose default logs to the program's stderr, once per attempt.
+        note = self.store.note_problem
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: note(f"MCP server: {context.get('message', 'error')}")
+        )
+        await self._uvicorn.serve(sockets=[self.sock])
 
     def stop(self) -> None:
         self._stopping.set()
@@ -171,6 +207,35 @@ class McpServer:
     def _close_sockets(self) -> None:
         for sock in (self.sock, self._wake, self._waker):
             sock.close()
+
+
+def _guarded_protocol() -> type[Any]:
+    """uvicorn's HTTP protocol, bounded: at most MAX_CONNECTIONS open (one more is answered
+    503 and closed at once, so a flood holds no more of the program's descriptors), and a
+    connection that has not sent a whole request's headers within HEADER_TIMEOUT_S is closed
+    (uvicorn times out only idle keep-alive connections, after a first request)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedProtocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > MAX_CONNECTIONS:
+                transport.write(BUSY)
+                transport.close()
+                return
+            self._deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._no_request)
+
+        def _no_request(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            deadline = getattr(self, "_deadline", None)
+            if deadline is not None:
+                deadline.cancel()
+            super().connection_lost(exc)
+
+    return GuardedProtocol
 
 
 def _quiet_loggers() -> None:
