@@ -15,10 +15,10 @@ def short_switch_interval() -> Iterator[None]:
 
     An import releases the GIL at every file it reads, and then waits for the program's thread
     to give it back: a whole switch interval (5 ms) each time, or a hand-over at each of an
-    event loop's select() calls. mcp, pydantic and uvicorn took several seconds that way, and
-    psutil (20 ms alone) was still importing 2.5 s into an asyncio program, which paid 20,000
-    thread switches a second meanwhile. A short interval, only while importing, makes it well
-    under a second. It is put back unless the program changed it meanwhile.
+    event loop's select() calls. mcp, pydantic and uvicorn took several seconds that way (and
+    psutil, 20 ms alone, was still importing 2.5 s into an asyncio program when the sampler
+    imported it so: it is imported before the program now). A short interval, only while
+    importing, makes it well under a second. It is put back unless the program changed it.
     """
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, IMPORT_SWITCH_INTERVAL))

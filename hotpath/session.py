@@ -14,17 +14,14 @@ import json
 import os
 import signal
 import sys
-import threading
-import time
 import warnings
 from types import FrameType
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 import hotpath
-from hotpath import launcher
+from hotpath import launcher, stdlib
 from hotpath.collectors.channels import ChannelCollector
 from hotpath.collectors.event_loops import LoopRegistry
-from hotpath.collectors.memory import MemoryCollector
 from hotpath.collectors.sampler import Sampler
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
@@ -34,6 +31,9 @@ from hotpath.dependencies import REPORT, SAMPLER, SERVER, shadowed
 from hotpath.filters import FunctionFilter, own_dirs, qualified_name
 from hotpath.store import RunInfo, Store
 from hotpath.views import shapes
+
+if TYPE_CHECKING:
+    from hotpath.collectors.memory import MemoryCollector
 
 FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
 
@@ -87,15 +87,15 @@ class Session:
             AsyncioListener(self.tasks, StreamCollector(store.streams, root)),
         )
         self.loops = LoopRegistry()
-        self.memory = (
-            MemoryCollector(
+        self.memory: MemoryCollector | None = None
+        if config.alloc:  # imported only then: a program that does not ask pays nothing
+            from hotpath.collectors.memory import MemoryCollector
+
+            self.memory = MemoryCollector(
                 self.store.memory,
                 self.timing.recorder,  # type: ignore[arg-type]  # --alloc: the Python one
                 self.store.own_idents,
             )
-            if config.alloc
-            else None
-        )
         self.sampler = Sampler(
             self.store, info.sample_interval_s, self.loops, self.memory, info.alloc_snapshot_s
         )
@@ -107,7 +107,7 @@ class Session:
         self._exit_signal: int | None = None
         self._fork_filter: object | None = None
         self._plain_report = False
-        self._finished = threading.Lock()
+        self._finished = stdlib.new_lock()
 
     def run(self) -> None:
         """Run the program; always ends by raising SystemExit, like the interpreter would."""
@@ -128,9 +128,7 @@ class Session:
         self.channels.install()
         self.tasks.install()
         if sample:
-            if self.memory is not None:
-                self.sampler.prepare()  # before tracemalloc starts: see MemoryCollector
-            self.sampler.start()
+            self.sampler.start()  # imports psutil: before tracemalloc starts, and the program
         launcher.install(self.program)
         if config_fallback := self.config.recorder_fallback:
             self.err.write(
@@ -203,7 +201,7 @@ class Session:
         the after_in_parent hooks (3.12 before them). It matches only this fork warning."""
         self._drop_fork_filter()
         own = self.store.own_idents
-        if all(t.ident in own or t is threading.main_thread() for t in threading.enumerate()):
+        if all(t.ident in own or t is stdlib.main_thread() for t in stdlib.all_threads()):
             warnings.filterwarnings("ignore", message=FORK_WARNING, category=DeprecationWarning)
             self._fork_filter = warnings.filters[0]
 
@@ -237,7 +235,7 @@ class Session:
     def _finish(self) -> None:
         if not self._finished.acquire(blocking=False):
             return
-        self.store.ended_ns = time.perf_counter_ns()
+        self.store.ended_ns = stdlib.perf_counter_ns()
         if not self.timing.stop():
             self.err.write(
                 "[hotpath] warning: the program freed or took over hotpath's sys.monitoring "
@@ -285,5 +283,7 @@ class Session:
         self.err.write(
             f"[hotpath] program ended; MCP server still on {self.server.url} (Ctrl-C to stop)\n"
         )
+        forever = stdlib.new_lock()  # not threading.Event: it takes threading.Lock, which the
+        forever.acquire()  # program may have replaced
         with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+            forever.acquire()

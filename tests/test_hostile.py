@@ -58,6 +58,7 @@ def without_hotpath_lines(stderr: str) -> str:
         "closes_streams.py",
         "many_loops.py",
         "takes_tool_ids.py",
+        "patches_clocks_and_locks.py",
         "shadow/app.py",
     ],
 )
@@ -90,6 +91,19 @@ def test_a_program_that_takes_hotpaths_tool_id_gets_a_report_of_what_was_recorde
     rows = json.loads(output.read_text())["functions_timing"]["functions"]
     # The first call was timed; the second came after the program took the id.
     assert {row["name"]: row["calls"] for row in rows}["takes_tool_ids.work"] == 1
+
+
+def test_frozen_clocks_leave_the_report_honest(tmp_path: Path) -> None:
+    output = tmp_path / "report.json"
+    result = run([*HOTPATH_RUN, "--output", str(output), "patches_clocks_and_locks.py"], HOSTILE)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(output.read_text())
+    assert 0 < report["status"]["uptime_ns"] < 60e9
+    rows = report["functions_timing"]["functions"]
+    assert {row["name"]: row["calls"] for row in rows}["patches_clocks_and_locks.square"] == 150
+    assert all(row["total_ns"] >= 0 and row["min_ns"] >= 0 for row in rows)
+    channels = {row["name"]: row["sent"] for row in report["channels"]["channels"]}
+    assert channels == {"channel": 50, "jobs": 1}
 
 
 def test_a_forked_child_neither_reports_nor_serves(tmp_path: Path) -> None:

@@ -19,13 +19,13 @@ import linecache
 import queue
 import re
 import sys
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from hotpath import stdlib
 from hotpath.collectors.messages import describe, who
 from hotpath.filters import shown_path
 from hotpath.store.channels import ChannelEvent, ChannelSite, ChannelTable
@@ -49,7 +49,7 @@ class TrackedQueue:
         self.unmatched = 0  # receives recorded before their send (thread races)
 
     def sent(self, item: object, size: int) -> None:
-        now = time.perf_counter_ns()
+        now = stdlib.perf_counter_ns()
         site = self.site
         with site.lock:
             site.sent += 1
@@ -65,7 +65,7 @@ class TrackedQueue:
             site.log.append(ChannelEvent(now, "send", describe(item), who(), None))
 
     def received(self, item: object) -> None:
-        now = time.perf_counter_ns()
+        now = stdlib.perf_counter_ns()
         site = self.site
         with site.lock:
             site.received += 1

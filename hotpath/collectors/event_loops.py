@@ -9,9 +9,10 @@ of an exception.
 from __future__ import annotations
 
 import asyncio
-import threading
 import weakref
 from asyncio import events
+
+from hotpath import stdlib
 
 
 class LoopRegistry:
@@ -22,7 +23,7 @@ class LoopRegistry:
     def install(self) -> None:
         original = self._original
         loops = self._loops
-        get_ident = threading.get_ident
+        get_ident = stdlib.get_ident
 
         def _set_running_loop(loop: asyncio.AbstractEventLoop | None) -> None:
             original(loop)

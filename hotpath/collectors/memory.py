@@ -33,12 +33,11 @@ when this is off; --alloc therefore runs on that recorder.
 from __future__ import annotations
 
 import os
-import threading
-import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+from hotpath import stdlib
 from hotpath.recorder import EVENTS
 from hotpath.recorder.python import (
     Activation,
@@ -149,8 +148,8 @@ class MemoryCollector:
     def request_snapshot(self) -> None:
         """Ask for a site snapshot at the program's next event (called by the sampler)."""
         if self.snapshot_requested is None:
-            self.snapshot_requested = time.monotonic()
-        elif time.monotonic() - self.snapshot_requested > 1.0:
+            self.snapshot_requested = stdlib.monotonic()
+        elif stdlib.monotonic() - self.snapshot_requested > 1.0:
             # No event for a second: the program is idle, so not allocating either.
             self.snapshot_requested = None
             program_peak = tracemalloc.get_traced_memory()[1]
@@ -169,7 +168,7 @@ class MemoryCollector:
             sites[(frame.filename, frame.lineno)] = (stat.size, stat.count)
         traced = sum(stat.size for stat in statistics)
         del statistics
-        self.table.add_snapshot(SiteSnapshot(time.perf_counter_ns(), traced, sites))
+        self.table.add_snapshot(SiteSnapshot(stdlib.perf_counter_ns(), traced, sites))
 
     # -- following the timing stack -----------------------------------------------------------
 
@@ -183,7 +182,7 @@ class MemoryCollector:
         opened = self._opened
         closed = self._closed
         own_idents = self.own_idents
-        get_ident = threading.get_ident
+        get_ident = stdlib.get_ident
         nothing = _NOTHING
 
         # One signature for the 2- and 3-argument events: *args would make a tuple per event.

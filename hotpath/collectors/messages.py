@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio.events
 import asyncio.tasks
-import threading
+
+from hotpath import stdlib
 
 _SIMPLE = (int, float, bool, type(None), complex)
 
@@ -34,4 +35,4 @@ def who() -> str:
         task = asyncio.tasks.current_task(loop)
         if task is not None:
             return task.get_name()
-    return threading.current_thread().name
+    return stdlib.current_thread().name

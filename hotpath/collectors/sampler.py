@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hotpath.background import short_switch_interval
+from hotpath import stdlib
 from hotpath.collectors.event_loops import LoopRegistry
-from hotpath.collectors.memory import MemoryCollector
 from hotpath.store import Store
 from hotpath.store.threads import ProcessFigures, ThreadFigures
 
 if TYPE_CHECKING:
     import psutil
+
+    from hotpath.collectors.memory import MemoryCollector
 
 THREAD_NAME = "hotpath-sampler"
 _STATES = {
@@ -61,16 +61,15 @@ class Sampler:
         self._gc_before = [(0, 0)] * 3
         self._process: psutil.Process | None = None
 
-    def prepare(self) -> None:
-        """Import psutil; in the sampler's thread unless called before (--alloc does, so that
-        tracemalloc never counts the import as the program's)."""
-        if self._process is None:
-            with short_switch_interval():
-                import psutil
-
-            self._process = psutil.Process()
-
     def start(self) -> None:
+        """Import psutil, then start sampling. Called before the program's first line: psutil
+        takes module-level locks from threading.Lock as it imports, and imported later, in
+        the sampler's thread, it raced a program that replaces threading.Lock (it then took
+        the program's). It costs the program's start ~10 ms, which hotpath saves elsewhere
+        (the allocation collector is imported only with --alloc)."""
+        import psutil
+
+        self._process = psutil.Process()
         self._thread.start()
         self.store.mark_own_thread(self._thread)
 
@@ -80,7 +79,6 @@ class Sampler:
             self._thread.join(timeout=2)
 
     def _run(self) -> None:
-        self.prepare()  # here, not before: the program's first line must not wait for psutil
         process = self._process
         assert process is not None
         self._sample_safely(process)
@@ -92,15 +90,15 @@ class Sampler:
         memory = self.memory
         try:
             self.sample(process)
-            if memory is not None and time.monotonic() >= self._next_snapshot:
-                self._next_snapshot = time.monotonic() + self.snapshot_s
+            if memory is not None and stdlib.monotonic() >= self._next_snapshot:
+                self._next_snapshot = stdlib.monotonic() + self.snapshot_s
                 memory.request_snapshot()
         except Exception as error:  # a sampler failure must never reach the program
             self.store.note_problem(f"thread sampler: {error!r}")
 
     def sample(self, process: psutil.Process) -> None:
-        now = time.perf_counter_ns()
-        names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+        now = stdlib.perf_counter_ns()
+        names = {t.native_id: t.name for t in stdlib.all_threads() if t.native_id is not None}
         own = self.store.own_native_ids
         table = self.store.threads
         counts = self.memory.thread_memory() if self.memory is not None else {}
@@ -192,12 +190,12 @@ class Sampler:
 
     def _probe_event_loops(self) -> None:
         own = self.store.own_idents
-        names = {t.ident: t.name for t in threading.enumerate()}
+        names = {t.ident: t.name for t in stdlib.all_threads()}
         for ident, loop in self.loops.running():
             if ident in own:
                 continue
             name = f"event_loop.lag_ms[{names.get(ident, ident)}]"
-            sent = time.perf_counter_ns()
+            sent = stdlib.perf_counter_ns()
             try:
                 loop.call_soon_threadsafe(self._lag_probe(name, sent))
             except RuntimeError:
@@ -208,7 +206,7 @@ class Sampler:
 
         def probe() -> None:
             # Runs in the loop: how late it runs is how long the loop took to get to it.
-            lag_ms = (time.perf_counter_ns() - sent_ns) / 1e6
+            lag_ms = (stdlib.perf_counter_ns() - sent_ns) / 1e6
             gauges.gauge(name, builtin=True).set(round(lag_ms, 3))
 
         return probe

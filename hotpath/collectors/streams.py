@@ -4,8 +4,7 @@ recorder tells items from awaits (see ``hotpath.recorder``) and hands over items
 
 from __future__ import annotations
 
-import time
-
+from hotpath import stdlib
 from hotpath.collectors.messages import describe
 from hotpath.filters import shown_path
 from hotpath.store.functions import FunctionInfo
@@ -28,7 +27,7 @@ class StreamCollector:
             return StreamInstance(stream, stream.instances)
 
     def yielded(self, instance: StreamInstance, item: object) -> None:
-        now = time.perf_counter_ns()
+        now = stdlib.perf_counter_ns()
         message = describe(item)
         previous, instance.last_item_ns = instance.last_item_ns, now
         gap = now - previous if previous is not None else None

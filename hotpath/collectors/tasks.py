@@ -17,12 +17,12 @@ import asyncio
 import asyncio.tasks
 import os
 import sys
-import time
 import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
+from hotpath import stdlib
 from hotpath.filters import shown_path
 from hotpath.store.futures import FutureTable, TaskRecord
 
@@ -83,7 +83,7 @@ class TaskCollector:
         if group is None:
             return None
         record = _Record(
-            self.table.next_task_id(), group, "", _created_at(self.root), time.perf_counter_ns()
+            self.table.next_task_id(), group, "", _created_at(self.root), stdlib.perf_counter_ns()
         )
         with group.lock:
             group.created += 1
@@ -109,7 +109,7 @@ class _Record(TaskRecord):
     forget: Callable[[], object]
 
     def group_done(self, task: Any) -> None:
-        now = time.perf_counter_ns()
+        now = stdlib.perf_counter_ns()
         self.forget()
         if task.cancelled():
             state, outcome = "cancelled", "CancelledError"

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
+from hotpath import stdlib
 from hotpath.recorder import (
     EVENTS,
     MAX_OPEN_ACTIVATIONS,
@@ -231,7 +232,7 @@ class PythonRecorder:
         self.log_limit = log_limit
         self.flush_at = flush_at
         # Reentrant: a signal handler (SIGTERM's report) may run while this thread holds it.
-        self.lock = threading.RLock()
+        self.lock = stdlib.new_rlock()
         self._local = threading.local()
         self._infos: dict[int, FunctionInfo] = {}  # id(code) -> info; the info holds the code
         self._rejected: dict[int, CodeType] = {}  # id(code) -> code, kept so the id stays its own

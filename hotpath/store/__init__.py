@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from hotpath import stdlib
 from hotpath.store.channels import ChannelTable
 from hotpath.store.functions import FunctionTable
 from hotpath.store.futures import FutureTable
@@ -51,8 +51,8 @@ class Store:
         self.own_native_ids: set[int] = set()
         # What went wrong inside hotpath (never the program's problems), newest last.
         self.problems: deque[str] = deque(maxlen=MAX_PROBLEMS)
-        self.started_ns = time.perf_counter_ns()
-        self.started_epoch_ns = time.time_ns()
+        self.started_ns = stdlib.perf_counter_ns()
+        self.started_epoch_ns = stdlib.time_ns()
         self.ended_ns: int | None = None  # set when the program ends; wall time stops there
 
     def mark_own_thread(self, thread: threading.Thread) -> None:
@@ -67,7 +67,7 @@ class Store:
         self.problems.append(text)
 
     def now_ns(self) -> int:
-        return self.ended_ns if self.ended_ns is not None else time.perf_counter_ns()
+        return self.ended_ns if self.ended_ns is not None else stdlib.perf_counter_ns()
 
     def wall_ns(self) -> int:
         return self.now_ns() - self.started_ns

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Hashable
+
+from hotpath import stdlib
 
 
 class CappedTable[K: Hashable, V]:
@@ -11,7 +12,7 @@ class CappedTable[K: Hashable, V]:
         self.limit = limit
         self.dropped = 0
         self._items: dict[K, V] = {}
-        self._lock = threading.Lock()
+        self._lock = stdlib.new_lock()
 
     def get(self, key: K, make: Callable[[int], V]) -> V | None:
         """The item for ``key``, made with ``make(id)`` the first time; None past the cap."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from hotpath import stdlib
 from hotpath.store.capped import CappedTable
 from hotpath.store.histogram import Distribution
 
@@ -34,14 +33,14 @@ class ChannelSite:
         self.name = name
         self.location = location
         self.kind = kind
-        self.lock = threading.Lock()
+        self.lock = stdlib.new_lock()
         self.capacities: set[int] = set()
         self.created = 0
         self.closed = 0  # shut down, or collected
         self.sent = 0
         self.received = 0
         self.max_size = 0
-        self.first_ns = time.perf_counter_ns()
+        self.first_ns = stdlib.perf_counter_ns()
         self.recent_sends: deque[int] = deque(maxlen=RECENT_KEPT)
         self.recent_receives: deque[int] = deque(maxlen=RECENT_KEPT)
         self.delay = Distribution()  # send to receive

@@ -17,6 +17,7 @@ from operator import attrgetter
 from types import CodeType
 from typing import Literal, Protocol
 
+from hotpath import stdlib
 from hotpath.store.histogram import add_buckets, percentiles
 
 FunctionKind = Literal["function", "generator", "coroutine", "async_generator"]
@@ -34,8 +35,8 @@ class ThreadIdentity:
     __slots__ = ("ident", "native_id", "thread")
 
     def __init__(self) -> None:
-        self.ident = threading.get_ident()
-        self.native_id = threading.get_native_id()
+        self.ident = stdlib.get_ident()
+        self.native_id = stdlib.get_native_id()
         self.thread: threading.Thread | None = None
 
     def resolve(self) -> None:
@@ -294,7 +295,7 @@ class FunctionTable:
     the recorder, which keeps them (``attach``)."""
 
     def __init__(self, log_limit: int, max_functions: int) -> None:
-        self.lock = threading.Lock()
+        self.lock = stdlib.new_lock()
         self.log_limit = log_limit
         self.max_functions = max_functions
         self.functions: list[FunctionInfo] = []

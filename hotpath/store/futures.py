@@ -9,6 +9,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotpath import stdlib
 from hotpath.store.capped import CappedTable
 from hotpath.store.histogram import Distribution
 
@@ -52,7 +53,7 @@ class FutureGroup:
     name: str  # module.qualname of the coroutine function
     location: str
     log_limit: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=stdlib.new_lock)
     created: int = 0
     done: int = 0
     cancelled: int = 0

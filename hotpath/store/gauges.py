@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import sys
-import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 
-from hotpath import NO_GAUGE, NoGauge
+from hotpath import NO_GAUGE, NoGauge, stdlib
 from hotpath.store.capped import CappedTable
 
 Number = int | float
@@ -49,7 +47,7 @@ class Gauge:
         self.updates = 0
         self.location = ""
         self.history: deque[GaugeUpdate] = deque(maxlen=history)
-        self._lock = threading.Lock()
+        self._lock = stdlib.new_lock()
 
     def set(self, value: Number) -> Gauge:
         return self._update(value, relative=False)
@@ -65,8 +63,8 @@ class Gauge:
             raise TypeError(f"gauge {self.name!r} takes numbers, not {type(amount).__name__}")
         caller = sys._getframe(2)  # 0 is this method, 1 set/inc/dec, 2 the program's line
         location = f"{caller.f_code.co_filename}:{caller.f_lineno}"
-        thread = threading.current_thread()
-        now = time.perf_counter_ns()
+        thread = stdlib.current_thread()
+        now = stdlib.perf_counter_ns()
         with self._lock:
             value = self.value + amount if relative else amount
             self.value = value

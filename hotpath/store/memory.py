@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from dataclasses import dataclass
+
+from hotpath import stdlib
 
 
 @dataclass(slots=True, frozen=True)
@@ -18,7 +19,7 @@ class SiteSnapshot:
 
 class MemoryTable:
     def __init__(self, snapshots_kept: int) -> None:
-        self._lock = threading.Lock()
+        self._lock = stdlib.new_lock()
         self.unattributed_allocated = 0
         self.unattributed_freed = 0
         self._snapshots: deque[SiteSnapshot] = deque(maxlen=snapshots_kept)

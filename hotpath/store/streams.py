@@ -6,6 +6,7 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from hotpath import stdlib
 from hotpath.store.capped import CappedTable
 from hotpath.store.channels import RECENT_KEPT
 from hotpath.store.histogram import Distribution
@@ -26,7 +27,7 @@ class Stream:
     name: str  # module.qualname of the async generator function
     location: str
     log_limit: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=stdlib.new_lock)
     instances: int = 0
     exhausted: int = 0  # ran to the end
     closed_early: int = 0  # aclose() or GeneratorExit before the end

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from dataclasses import dataclass, replace
+
+from hotpath import stdlib
 
 ENDED_THREADS_KEPT = 100
 
@@ -60,7 +61,7 @@ class ThreadsReading:
 
 class ThreadTable:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = stdlib.new_lock()
         self._alive: dict[int, ThreadFigures] = {}
         self._ended: deque[ThreadFigures] = deque(maxlen=ENDED_THREADS_KEPT)
         self._process = ProcessFigures()
