@@ -81,7 +81,13 @@ def python(
     )
 
 
-def profile(script: str, *program_args: str, options: tuple[str, ...] = (), tmp: Path) -> Any:
+def profile(
+    script: str,
+    *program_args: str,
+    options: tuple[str, ...] = (),
+    tmp: Path,
+    env: dict[str, str] | None = None,
+) -> Any:
     """Run a fixture under hotpath (no MCP) and return its JSON report."""
     output = tmp / "report.json"
     result = hotpath(
@@ -94,6 +100,7 @@ def profile(script: str, *program_args: str, options: tuple[str, ...] = (), tmp:
         *options,
         script,
         *program_args,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(output.read_text())

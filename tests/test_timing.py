@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import pstats
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import FIXTURES, clean_env, functions_by_name, hotpath, profile
+from support import FIXTURES, clean_env, functions_by_name, profile
 
 from hotpath.recorder import compiled_unavailable
 
@@ -132,22 +132,15 @@ def test_report_lists_functions_sorted_by_total(report: Any) -> None:
 def test_both_recorders_agree_on_the_same_program(tmp_path: Path) -> None:
     """The twins on one fixture: identical counts, outcomes and kinds; the same sleep timed
     alike (totals of call-heavy functions differ by each recorder's own cost per call)."""
-    reports = {}
-    for recorder in ("c", "python"):
-        output = tmp_path / f"{recorder}.json"
-        result = hotpath(
-            "run",
-            "--no-mcp",
-            "--report",
-            "none",
-            "--output",
-            str(output),
+    reports = {
+        recorder: profile(
             "calls.py",
             str(SLEEP),
+            tmp=Path(tempfile.mkdtemp(dir=tmp_path)),
             env=clean_env(HOTPATH_RECORDER=recorder),
         )
-        assert result.returncode == 0, result.stderr
-        reports[recorder] = json.loads(output.read_text())
+        for recorder in ("c", "python")
+    }
     assert reports["c"]["status"]["recorder"] == "c"
     assert reports["python"]["status"]["recorder"] == "python"
     compiled, python = (
