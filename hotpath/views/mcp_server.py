@@ -24,7 +24,7 @@ import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import IO, Any
 
-from hotpath.background import short_switch_interval
+from hotpath.background import ShortSwitchInterval
 from hotpath.config import Config
 from hotpath.store import Store
 from hotpath.views import tools
@@ -117,6 +117,21 @@ class LocalGate:
         await self.app(scope, receive, send)
 
 
+class Responsive:
+    """Answers with a short switch interval (see ShortSwitchInterval)."""
+
+    def __init__(self, app: ASGIApp, switch: ShortSwitchInterval) -> None:
+        self.app = app
+        self.switch = switch
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with self.switch:
+            await self.app(scope, receive, send)
+
+
 class McpServer:
     def __init__(
         self,
@@ -131,6 +146,7 @@ class McpServer:
         self.sock = sock
         self.url = f"http://{HOST}:{sock.getsockname()[1]}/mcp"
         self._uvicorn: Any = None
+        self._switch = ShortSwitchInterval()
         self._stopping = threading.Event()
         self._wake, self._waker = socket.socketpair()  # stop() wakes the idle select() at once
         self.thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
@@ -152,7 +168,7 @@ class McpServer:
         app: ASGIApp = tools.build_app(self.store)
         if self.config.mcp_token is not None:
             app = TokenGate(app, self.config.mcp_token)
-        app = LocalGate(app, self.sock.getsockname()[1])
+        app = Responsive(LocalGate(app, self.sock.getsockname()[1]), self._switch)
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -172,7 +188,7 @@ class McpServer:
         try:
             if self.sock not in select.select([self.sock, self._wake], [], [])[0]:
                 return  # woken by stop() before any client came
-            with short_switch_interval():
+            with self._switch:
                 self.prepare()
             if not self._stopping.is_set():
                 asyncio.run(self._run())
