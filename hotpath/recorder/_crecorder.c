@@ -13,7 +13,8 @@
  *                 so a Function* stays valid when the array grows.
  *   acts          open-addressing map: frame object address -> Activation* (one open call
  *                 of a generator or coroutine, alive across its suspensions), capped at
- *                 MAX_ACTIVATIONS; an insertion-ordered list beside it names the oldest.
+ *                 max_activations (given by Python: MAX_OPEN_ACTIVATIONS); an
+ *                 insertion-ordered list beside it names the oldest.
  *   threads       doubly linked list of ThreadRec, one per thread that fired an event.
  *   tss           thread-specific storage: the calling thread's ThreadRec.
  * Function        totals of finished calls (count, sums, min, max), a log-bucketed histogram
@@ -63,7 +64,6 @@
 #define SLOT_MASK ((uintptr_t)((1u << SLOT_BITS) - 1))
 #define SLOT_REJECTED 1
 #define MAX_FUNCTIONS ((Py_ssize_t)SLOT_MASK - 2)
-#define MAX_ACTIVATIONS 100000
 #define STEPS 32      /* histogram buckets per doubling: within 1.1% at the midpoint */
 #define OCTAVES 64
 #define CELLS 1024    /* histogram: the mantissa's top 10 bits index the sub-bucket table */
@@ -176,6 +176,7 @@ typedef struct Recorder {
     Py_ssize_t code_index;
     uintptr_t tag;
     Py_ssize_t log_limit;
+    Py_ssize_t max_activations;
     Function **functions;
     Py_ssize_t nfunctions, cfunctions;
     ActMap acts;
@@ -436,7 +437,7 @@ act_map(Recorder *r, Activation *act)
         act_unmap(r, stale);
         act_release(stale);
     }
-    while (r->acts.used >= MAX_ACTIVATIONS) {
+    while (r->acts.used >= r->max_activations) {
         Activation *victim = r->oldest;
         while (victim != NULL && victim->on_stack) {
             victim = victim->newer;
@@ -1438,15 +1439,16 @@ clock_ns(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 static PyObject *
 Recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"decide", "listener", "new_identity", "disable", "log_limit", NULL};
+    static char *keywords[] = {"decide", "listener", "new_identity", "disable", "log_limit",
+                               "max_activations", NULL};
     PyObject *decide_fn, *listener, *new_identity, *disable;
-    Py_ssize_t log_limit;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOn", keywords, &decide_fn, &listener,
-                                     &new_identity, &disable, &log_limit)) {
+    Py_ssize_t log_limit, max_activations;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOnn", keywords, &decide_fn, &listener,
+                                     &new_identity, &disable, &log_limit, &max_activations)) {
         return NULL;
     }
-    if (log_limit < 0) {
-        PyErr_SetString(PyExc_ValueError, "log_limit must be >= 0");
+    if (log_limit < 0 || max_activations < 1) {
+        PyErr_SetString(PyExc_ValueError, "log_limit must be >= 0 and max_activations >= 1");
         return NULL;
     }
     ModuleState *state = PyType_GetModuleState(type);
@@ -1464,6 +1466,7 @@ Recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     r->guard_type = (PyTypeObject *)Py_NewRef(state->guard_type);
     r->code_index = state->code_index;
     r->log_limit = log_limit;
+    r->max_activations = max_activations;
     histogram_tables(r);
     /* A tag of its own, never 0 (an empty co_extra slot) and within the bits above the slot. */
     uintptr_t tags = (UINTPTR_MAX >> SLOT_BITS);

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from hotpath.recorder import (
     EVENT_SET,
     EVENTS,
+    MAX_OPEN_ACTIVATIONS,
     Decide,
     Implementation,
     Listener,
@@ -42,6 +43,7 @@ class CompiledRecorder:
             new_identity=_identity,
             disable=monitoring.DISABLE,
             log_limit=log_limit,
+            max_activations=MAX_OPEN_ACTIVATIONS,
         )
         self.tool_id: int | None = None
 
