@@ -235,6 +235,7 @@ class Session:
     def _finish(self) -> None:
         if not self._finished.acquire(blocking=False):
             return
+        self._defer_signals()
         self.store.ended_ns = stdlib.perf_counter_ns()
         if not self.timing.stop():
             self.err.write(
@@ -252,11 +253,29 @@ class Session:
         if self.memory is not None:
             self.memory.stop()
         if self.server is not None:
-            if self.config.keep_serving:
+            if self.config.keep_serving and self._exit_signal is None:
                 self._serve_until_interrupted()
             self.server.stop()
         if self._exit_signal is not None:
             self._die(self._exit_signal)
+
+    def _defer_signals(self) -> None:
+        """From here on, a Ctrl-C or SIGTERM (a person pressing Ctrl-C twice, a supervisor
+        that sends SIGTERM at exit) waits for the report: it is noted, and the process dies
+        by it once hotpath's exit work is done. Raised inside that work, it printed
+        "Exception ignored in atexit callback", could cut the report short, and exited 0 or
+        130 instead of dying by the signal. Handlers the program set itself, or an inherited
+        SIG_IGN, are left as they are: the program's choice."""
+        ours = (signal.default_int_handler, signal.SIG_DFL, self._on_sigterm)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # ValueError off the main thread: a SIGTERM handler or atexit runs on it.
+            with contextlib.suppress(ValueError):
+                if signal.getsignal(signum) in ours:
+                    signal.signal(signum, self._note_signal)
+
+    def _note_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._exit_signal is None:
+            self._exit_signal = signum
 
     def _write_report(self) -> None:
         config = self.config
@@ -283,7 +302,9 @@ class Session:
         self.err.write(
             f"[hotpath] program ended; MCP server still on {self.server.url} (Ctrl-C to stop)\n"
         )
-        forever = stdlib.new_lock()  # not threading.Event: it takes threading.Lock, which the
-        forever.acquire()  # program may have replaced
-        with contextlib.suppress(KeyboardInterrupt):
-            forever.acquire()
+        # Until Ctrl-C, or SIGTERM: the deferring handler notes it. Polled in 0.1 s slices, as
+        # a handler that only notes wakes no one.
+        while self._exit_signal is None:
+            stdlib.sleep(0.1)
+        if self._exit_signal == signal.SIGINT:
+            self._exit_signal = None  # Ctrl-C ends the serving, not the program's exit status

@@ -29,6 +29,10 @@ def monotonic(clock: Callable[[], float] = time.monotonic) -> float:
     return clock()
 
 
+def sleep(seconds: float, wait: Callable[[float], None] = time.sleep) -> None:
+    wait(seconds)
+
+
 def get_ident(ident: Callable[[], int] = _thread.get_ident) -> int:
     return ident()
 

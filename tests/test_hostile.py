@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +258,29 @@ def test_a_forked_child_that_outlives_its_parent_does_not_keep_the_port() -> Non
     finally:
         out, _ = parent.communicate(timeout=60)
     assert out == "parent done\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_hotpath_writes_its_report_waits_for_the_report(signum: int) -> None:
+    """The report of 3,000 functions is larger than a pipe holds: while the test does not
+    read, hotpath is certainly inside its exit work, writing. A Ctrl-C (a second one, for a
+    person) or a SIGTERM then must not break it: the report completes, then the process dies
+    by that signal."""
+    program = subprocess.Popen(
+        [*HOTPATH_RUN, "--no-mcp", "--limit", "100000", "many_functions.py", "3000"],
+        cwd=HOSTILE,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert program.stdout is not None and program.stdout.readline() == "done\n"
+    time.sleep(1.5)  # the report fills the pipe and hotpath waits on it
+    assert program.poll() is None
+    program.send_signal(signum)
+    _, err = program.communicate(timeout=60)
+    assert program.returncode == -signum
+    assert "Exception ignored" not in err and "KeyboardInterrupt" not in err
+    shown = re.search(r"functions, by total time \((\d+)/(\d+)\)", err)
+    assert shown is not None and shown[1] == shown[2] and int(shown[1]) > 3000  # every row
+    assert err.rstrip().endswith("┘")  # and the table's end

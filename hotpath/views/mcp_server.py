@@ -174,7 +174,7 @@ class McpServer:
             log_config=None,
             access_log=False,
             lifespan="on",
-            timeout_graceful_shutdown=1,
+            timeout_graceful_shutdown=1,  # uvicorn takes whole seconds
             http=_guarded_protocol(),
             # asyncio accepts up to `backlog` connections per loop iteration before any of
             # them can be refused, and a refused one is closed an iteration later: a flood
@@ -213,7 +213,7 @@ class McpServer:
             # A request in flight at exit makes uvicorn log a CancelledError: not our reader's.
             logging.getLogger("uvicorn.error").disabled = True
             server.should_exit = True
-        self.thread.join(timeout=3)
+        self.thread.join(timeout=1)
         self._close_sockets()
 
     def close_in_child(self) -> None:
