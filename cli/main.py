@@ -149,9 +149,12 @@ def run(args: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help"):
-        sys.stdout.write(f"usage: {USAGE}\n       hotpath run --help\n       hotpath --version\n")
-        sys.exit(0 if args else 2)
+    if not args:
+        _fail(f"no command given: {USAGE} (hotpath --help lists the options)")
+    if args[0] in ("-h", "--help"):
+        # The options, not just where to find them: run is the only command that takes any.
+        sys.stdout.write(_run_parser().format_help() + "\nalso: hotpath --version\n")
+        return
     if args[0] == "--version":
         sys.stdout.write(f"hotpath {__version__}\n")
         return

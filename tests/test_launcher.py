@@ -207,3 +207,13 @@ def test_a_recorder_name_that_does_not_exist_is_one_line_and_exit_2() -> None:
     result = hotpath("run", "show.py", cwd=LAUNCHER, env=clean_env(HOTPATH_RECORDER="rust"))
     assert (result.returncode, result.stdout, result.stderr.count("\n")) == (2, "", 1)
     assert "HOTPATH_RECORDER must be c or python" in result.stderr
+
+
+def test_hotpath_help_lists_the_options_and_no_command_is_one_line() -> None:
+    result = hotpath("--help")
+    assert result.returncode == 0
+    for option in ("--include", "--exclude", "--alloc", "--mcp-port", "--output", "--version"):
+        assert option in result.stdout, option
+    bare = hotpath()
+    assert (bare.returncode, bare.stdout, bare.stderr.count("\n")) == (2, "", 1)
+    assert bare.stderr.startswith("hotpath: no command given: hotpath run [options]")
