@@ -56,6 +56,9 @@ def test_functions_timing_reports_live_call_counts(service: int) -> None:
     # main() is still running (idling): it counts, with the time it has run so far.
     main = functions["service.main"]
     assert (main["calls"], main["running"], main["completed"]) == (1, 1, 0)
+    # No call of it has finished: its per-call figures do not exist yet, and say so.
+    assert (main["avg_ns"], main["min_ns"], main["max_ns"], main["avg"]) == (None,) * 4
+    assert set(main["percentiles_ns"].values()) == {None}
     assert main["total_ns"] >= functions["service.serve"]["total_ns"]
     # The same JSON is in the text content, for clients that read only text.
     assert json.loads(result.content[0].text) == result.structured_content

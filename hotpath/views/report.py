@@ -36,8 +36,8 @@ def _functions(section: JSON, percentile_keys: list[str], limit: int) -> Table |
             [
                 row["name"],
                 f"{row['calls']:,}",
-                row["avg"],
-                *(duration(row["percentiles_ns"][key]) for key in percentile_keys),
+                row["avg"] or "-",
+                *(_duration_or_dash(row["percentiles_ns"][key]) for key in percentile_keys),
                 row["total"],
                 f"{row['percent_total']:.2f}%",
             ]
@@ -82,7 +82,7 @@ def _channels(section: JSON, limit: int) -> Table:
                 f"{row['sent']:,}",
                 f"{row['received']:,}",
                 f"{row['max_queue_size']:,}",
-                duration(row["delay"]["avg_ns"]) if row["delay"]["avg_ns"] is not None else "-",
+                _duration_or_dash(row["delay"]["avg_ns"]),
                 row["state"],
             ]
             for row in rows
@@ -177,6 +177,11 @@ def _gauges(section: JSON, limit: int) -> Table:
             for row in rows
         ],
     )
+
+
+def _duration_or_dash(ns: float | None) -> str:
+    """A figure that does not exist yet (no finished call, no matched receive) reads "-"."""
+    return "-" if ns is None else duration(ns)
 
 
 def render(report: JSON, stream: IO[str], limit: int) -> None:

@@ -41,6 +41,7 @@ def _function_row(stats: FunctionStats, store: Store, wall_ns: int) -> JSON:
     info, totals = stats.info, stats.totals
     quantiles = store.info.percentiles
     generator_like = info.kind != "function"
+    finished = totals.completed > 0  # else the per-call figures are null, not 0: none exist
     return {
         "id": info.id,
         "name": info.name,
@@ -54,15 +55,16 @@ def _function_row(stats: FunctionStats, store: Store, wall_ns: int) -> JSON:
         "total_ns": stats.total_ns,
         "self_ns": stats.self_ns,
         "active_ns": totals.active_ns if generator_like else None,
-        "avg_ns": round(stats.avg_ns),
-        "min_ns": totals.min_ns,
-        "max_ns": totals.max_ns,
+        "avg_ns": round(stats.avg_ns) if finished else None,
+        "min_ns": totals.min_ns if finished else None,
+        "max_ns": totals.max_ns if finished else None,
         "percentiles_ns": {
-            units.percentile_key(q): round(v) for q, v in stats.percentiles_ns(quantiles).items()
+            units.percentile_key(q): round(v) if finished else None
+            for q, v in stats.percentiles_ns(quantiles).items()
         },
         "percent_total": round(100.0 * stats.total_ns / wall_ns, 2) if wall_ns else 0.0,
         "total": units.duration(stats.total_ns),
-        "avg": units.duration(stats.avg_ns),
+        "avg": units.duration(stats.avg_ns) if finished else None,
     }
 
 
