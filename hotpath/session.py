@@ -303,8 +303,10 @@ class Session:
             f"[hotpath] program ended; MCP server still on {self.server.url} (Ctrl-C to stop)\n"
         )
         # Until Ctrl-C, or SIGTERM: the deferring handler notes it. Polled in 0.1 s slices, as
-        # a handler that only notes wakes no one.
-        while self._exit_signal is None:
-            stdlib.sleep(0.1)
+        # a handler that only notes wakes no one. A handler of the program's own (left in
+        # place) may raise KeyboardInterrupt instead: that ends the serving too.
+        with contextlib.suppress(KeyboardInterrupt):
+            while self._exit_signal is None:
+                stdlib.sleep(0.1)
         if self._exit_signal == signal.SIGINT:
             self._exit_signal = None  # Ctrl-C ends the serving, not the program's exit status

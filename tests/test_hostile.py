@@ -284,3 +284,14 @@ def test_a_signal_while_hotpath_writes_its_report_waits_for_the_report(signum: i
     shown = re.search(r"functions, by total time \((\d+)/(\d+)\)", err)
     assert shown is not None and shown[1] == shown[2] and int(shown[1]) > 3000  # every row
     assert err.rstrip().endswith("┘")  # and the table's end
+
+
+def test_keep_serving_ends_on_ctrl_c_through_the_programs_own_handler() -> None:
+    program = RunningProgram(
+        "--mcp-port", str(free_port()), "--keep-serving", "own_sigint_handler.py", cwd=HOSTILE
+    )
+    program.wait_for("bye")
+    program.wait_for("MCP server still on", stream="stderr")
+    program.process.send_signal(signal.SIGINT)
+    assert program.process.wait(timeout=30) == 0
+    assert "Exception ignored" not in program.rest("stderr")
