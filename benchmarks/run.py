@@ -1,6 +1,6 @@
 """hotpath's benchmarks: its cost against bare python and its peers, side by side in one run.
 
-    python benchmarks/run.py [--quick] [--rounds N] [--only overhead,startup,mcp,memory]
+    python benchmarks/run.py [--quick] [--rounds N] [--only overhead,startup,mcp,memory,exit]
 
 Every ratio is measured in one run, alternating the commands round by round after a warm-up
 round, against the bare run of the same round; the table shows the median ratio and its
@@ -80,6 +80,7 @@ def tools(workload: str) -> dict[str, Command | None]:
         "hotpath, Python recorder": ([*HOTPATH, *port], PYTHON_RECORDER),
         "hotpath, Python recorder, 1-2 functions": ([*HOTPATH, *port, *narrow], PYTHON_RECORDER),
         "hotpath --alloc": ([*HOTPATH, *port, "--alloc"], {}),
+        "hotpath --alloc --alloc-sites": ([*HOTPATH, *port, "--alloc", "--alloc-sites"], {}),
         "tracemalloc(1) alone": ([PY, "-X", "tracemalloc=1"], {}),
         "minimal C recorder": (
             ([PY, str(HERE / "peers" / "minimal_c.py")], {}) if has_compiler() else None
@@ -435,6 +436,62 @@ def memory(functions: int, long_run_s: float) -> dict[str, Any]:
     }
 
 
+HOLDER = """
+import sys, time
+held = [bytes(20) for _ in range(int(sys.argv[1]))]
+print(time.time_ns(), flush=True)
+"""
+
+
+def exit_delay(objects: int, rounds: int) -> dict[str, float]:
+    """From a program's last line to its process's end, holding ``objects`` live objects: the
+    report, and with --alloc-sites the final snapshot of every live block."""
+    folder = Path(tempfile.mkdtemp())
+    script = folder / "holder.py"
+    script.write_text(HOLDER)
+    commands = {
+        "python": [PY],
+        "hotpath": [*HOTPATH, "--no-mcp"],
+        "hotpath --alloc": [*HOTPATH, "--no-mcp", "--alloc"],
+        "hotpath --alloc --alloc-sites": [*HOTPATH, "--no-mcp", "--alloc", "--alloc-sites"],
+    }
+    delays: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, prefix in commands.items():
+            out = subprocess.run(
+                [*prefix, str(script), str(objects)],
+                check=True,
+                env=env(),
+                capture_output=True,
+                text=True,
+            ).stdout
+            delays[name].append((time.time_ns() - int(out.split()[0])) / 1e6)
+    shutil.rmtree(folder)
+    return {f"{name} ms": statistics.median(values) for name, values in delays.items()}
+
+
+def alloc_targets(ratios: dict[str, dict[str, list[float]]]) -> str:
+    """The allocation targets, per workload: counting against the default mode, and counting
+    with tracemalloc against tracemalloc alone (and against both costs multiplied)."""
+    lines = [
+        "| workload | --alloc / default (<= 1.15) | + sites / tracemalloc alone (<= 1.1) "
+        "| + sites / (default x tracemalloc alone) |",
+        "|---|---|---|---|",
+    ]
+    for workload, rows in ratios.items():
+
+        def median(name: str, rows: dict[str, list[float]] = rows) -> float:
+            return statistics.median(rows[name])
+
+        default, tracing = median("hotpath"), median("tracemalloc(1) alone")
+        both = median("hotpath --alloc --alloc-sites")
+        lines.append(
+            f"| {workload} | {median('hotpath --alloc') / default:.2f} | {both / tracing:.2f} "
+            f"| {both / (default * tracing):.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def table(ratios: dict[str, dict[str, list[float]]]) -> str:
     workloads = list(ratios)
     names = [n for n in ratios[workloads[0]] if not n.startswith("_")]
@@ -470,7 +527,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, help="measured rounds per command (default 5; quick 3)"
     )
-    parser.add_argument("--only", default="overhead,startup,mcp,memory")
+    parser.add_argument("--only", default="overhead,startup,mcp,memory,exit")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 5)
@@ -492,6 +549,7 @@ def main() -> None:
             "throughput": throughput_loss(2 if args.quick else 5, 1 if args.quick else rounds),
         },
         "memory": lambda: memory(20_000 if args.quick else 100_000, 15 if args.quick else 600),
+        "exit": lambda: exit_delay(100_000 if args.quick else 1_000_000, 1 if args.quick else 3),
     }
     if "overhead" in wanted:
         wanted.add("per_call")
@@ -506,10 +564,12 @@ def main() -> None:
     if "overhead" in results:
         print("Ratio to bare python (median, min-max):\n")
         print(table(results["overhead"]))
+        print("\nAllocation targets (ratios of the medians above):\n")
+        print(alloc_targets(results["overhead"]))
         print("\nAdded cost per call on w1_calls (ns):")
         for name, ns in results["per_call"].items():
             print(f"  {name}: {ns:.0f}")
-    for name in ("startup", "mcp", "memory"):
+    for name in ("startup", "mcp", "memory", "exit"):
         if name in results:
             print(f"\n{name}: {json.dumps(results[name], indent=1)}")
 

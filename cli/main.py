@@ -76,7 +76,13 @@ def _run_parser() -> _Parser:
         "--alloc",
         action="store_true",
         default=None,
-        help="profile allocations with tracemalloc (slows the program 3-7x)",
+        help="count allocations per function and thread (the compiled recorder's allocator hooks)",
+    )
+    parser.add_argument(
+        "--alloc-sites",
+        action="store_true",
+        default=None,
+        help="trace live memory by allocation site with tracemalloc from the start (3-7x slower)",
     )
     parser.add_argument(
         "--no-mcp",
@@ -132,6 +138,7 @@ def run(args: list[str]) -> None:
         mcp_port=parsed.mcp_port,
         keep_serving=parsed.keep_serving,
         alloc=parsed.alloc,
+        alloc_sites=parsed.alloc_sites,
     )
     try:
         config = resolve(options, os.environ)

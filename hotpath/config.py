@@ -37,9 +37,9 @@ class Config:
     mcp_port: int = DEFAULT_MCP_PORT
     mcp_token: str | None = field(default=None, repr=False)
     keep_serving: bool = False
-    alloc: bool = False
+    alloc: bool = False  # count allocations (compiled recorder)
+    alloc_sites: bool = False  # tracemalloc from the start
     threads_interval_ms: int = 250
-    alloc_snapshot_s: float = 5.0
     recorder: Implementation = "c"
     # Why the pure-Python recorder runs although nobody asked for it, or None.
     recorder_fallback: str | None = None
@@ -129,6 +129,7 @@ class Options:
     mcp_port: str | None = None
     keep_serving: bool = False
     alloc: bool | None = None
+    alloc_sites: bool | None = None
 
 
 def resolve(options: Options, environ: Mapping[str, str]) -> Config:
@@ -142,7 +143,6 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
     logs_limit = environ.get("HOTPATH_LOGS_LIMIT")
     max_functions = environ.get("HOTPATH_MAX_FUNCTIONS")
     interval = environ.get("HOTPATH_THREADS_INTERVAL_MS")
-    snapshot = environ.get("HOTPATH_ALLOC_SNAPSHOT_MS")
     report = setting(options.report, "HOTPATH_REPORT") or "table"
     if report not in REPORT_FORMATS:
         raise ConfigError(f"report format {report!r} is not one of {', '.join(REPORT_FORMATS)}")
@@ -155,7 +155,13 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
     alloc = options.alloc
     if alloc is None:
         alloc = parse_bool(environ.get("HOTPATH_ALLOC", "0"), "HOTPATH_ALLOC")
-    recorder, fallback = resolve_recorder(environ, alloc)
+    alloc_sites = options.alloc_sites
+    if alloc_sites is None:
+        alloc_sites = parse_bool(environ.get("HOTPATH_ALLOC_SITES", "0"), "HOTPATH_ALLOC_SITES")
+    recorder, fallback = resolve_recorder(environ)
+    if alloc and recorder == "python":
+        # No allocator hooks in Python: --alloc keeps what tracemalloc can give, by site.
+        alloc_sites = True
     defaults = Config()
     return Config(
         include=parse_globs(include, "--include"),
@@ -180,22 +186,18 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
         mcp_token=parse_token(token) if token is not None else None,
         keep_serving=options.keep_serving,
         alloc=alloc,
+        alloc_sites=alloc_sites,
         threads_interval_ms=(
             parse_int(interval, "HOTPATH_THREADS_INTERVAL_MS", 10, 60_000)
             if interval
             else defaults.threads_interval_ms
-        ),
-        alloc_snapshot_s=(
-            parse_int(snapshot, "HOTPATH_ALLOC_SNAPSHOT_MS", 100, 3_600_000) / 1000
-            if snapshot
-            else defaults.alloc_snapshot_s
         ),
         recorder=recorder,
         recorder_fallback=fallback,
     )
 
 
-def resolve_recorder(environ: Mapping[str, str], alloc: bool) -> tuple[Implementation, str | None]:
+def resolve_recorder(environ: Mapping[str, str]) -> tuple[Implementation, str | None]:
     """The recorder (HOTPATH_RECORDER, else the compiled one where it runs) and, when the
     pure-Python one runs although nobody asked for it, why."""
     try:
@@ -203,10 +205,6 @@ def resolve_recorder(environ: Mapping[str, str], alloc: bool) -> tuple[Implement
     except (ValueError, RecorderUnavailable) as error:
         raise ConfigError(str(error)) from None
     forced = environ.get("HOTPATH_RECORDER", "").strip().lower()
-    if alloc and recorder == "c":
-        # Until allocation counting moves into the compiled core, --alloc's tracemalloc
-        # windows are read by the Python recorder's callbacks, whatever was asked for.
-        return "python", "--alloc reads tracemalloc in the Python recorder's callbacks"
     if recorder == "python" and forced != "python":
         return "python", f"the compiled recorder cannot run: {compiled_unavailable()}"
     return recorder, None

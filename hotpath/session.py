@@ -16,12 +16,13 @@ import signal
 import sys
 import warnings
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, Protocol
 
 import hotpath
 from hotpath import launcher, stdlib
 from hotpath.collectors.channels import ChannelCollector
 from hotpath.collectors.event_loops import LoopRegistry
+from hotpath.collectors.memory import SiteTracer
 from hotpath.collectors.sampler import Sampler
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
@@ -31,9 +32,6 @@ from hotpath.dependencies import REPORT, SAMPLER, SERVER, shadowed
 from hotpath.filters import FunctionFilter, own_dirs, qualified_name
 from hotpath.store import RunInfo, Store
 from hotpath.views import shapes
-
-if TYPE_CHECKING:
-    from hotpath.collectors.memory import MemoryCollector
 
 FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
 
@@ -56,7 +54,7 @@ class Session:
             filters=function_filter.describe(),
             collectors={
                 "timing": True,
-                "alloc": config.alloc,
+                "alloc": config.alloc and config.recorder == "c",
                 "channels": True,
                 "futures": True,
                 "streams": True,
@@ -66,8 +64,14 @@ class Session:
             },
             percentiles=config.percentiles,
             recorder=config.recorder,
+            recorder_fallback=config.recorder_fallback,
+            alloc_unavailable=(
+                "this run uses the Python one "
+                f"({config.recorder_fallback or 'HOTPATH_RECORDER=python'})"
+                if config.alloc and config.recorder == "python"
+                else None
+            ),
             sample_interval_s=config.threads_interval_ms / 1000,
-            alloc_snapshot_s=config.alloc_snapshot_s,
         )
         self.store = Store(info, config.logs_limit, config.max_functions)
         store, root, name = self.store, program.root, program.name
@@ -85,20 +89,11 @@ class Session:
             name,
             config.recorder,
             AsyncioListener(self.tasks, StreamCollector(store.streams, root)),
+            count_allocations=config.alloc,
         )
+        store.memory.attach(SiteTracer())
         self.loops = LoopRegistry()
-        self.memory: MemoryCollector | None = None
-        if config.alloc:  # imported only then: a program that does not ask pays nothing
-            from hotpath.collectors.memory import MemoryCollector
-
-            self.memory = MemoryCollector(
-                self.store.memory,
-                self.timing.recorder,  # type: ignore[arg-type]  # --alloc: the Python one
-                self.store.own_idents,
-            )
-        self.sampler = Sampler(
-            self.store, info.sample_interval_s, self.loops, self.memory, info.alloc_snapshot_s
-        )
+        self.sampler = Sampler(self.store, info.sample_interval_s, self.loops)
         # hotpath's own lines go to the stderr the program started with, even if it closes or
         # replaces sys.stderr, and never into the program's own stdout.
         self.err: IO[str] = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace")
@@ -129,6 +124,8 @@ class Session:
         self.tasks.install()
         if sample:
             self.sampler.start()  # imports psutil: before tracemalloc starts, and the program
+        if self.config.alloc_sites:
+            self.store.memory.start_tracing()
         launcher.install(self.program)
         if config_fallback := self.config.recorder_fallback:
             self.err.write(
@@ -136,10 +133,7 @@ class Session:
                 "timing costs several times more per call\n"
             )
         try:
-            if self.memory is not None:
-                self.memory.start()  # it starts the recorder, with its callbacks wrapped
-            else:
-                self.timing.start()
+            self.timing.start()
         except NoToolIdError as error:
             self.err.write(f"hotpath: {error}; hotpath needs one to time functions\n")
             raise SystemExit(2) from None
@@ -170,9 +164,11 @@ class Session:
     def _start_server(self) -> None:
         from hotpath.views.mcp_server import start_server
 
-        # With --alloc the server's libraries are imported now, before tracemalloc starts:
-        # imported later, beside the program, they would be counted as its allocations.
-        self.server = start_server(self.store, self.config, self.err, prepare_now=self.config.alloc)
+        # With --alloc-sites the server's libraries are imported now, before tracemalloc
+        # starts: imported later, their modules would be live memory at the importer's sites.
+        self.server = start_server(
+            self.store, self.config, self.err, prepare_now=self.config.alloc_sites
+        )
 
     @staticmethod
     def _print_exception(error: BaseException) -> None:
@@ -243,15 +239,13 @@ class Session:
                 "tool id; timing stopped there, and the report shows what was recorded\n"
             )
         self.sampler.stop()
-        if self.memory is not None:
-            self.memory.snapshot_sites()  # the live memory the program leaves behind
+        self.store.memory.take_snapshot()  # when tracing: the live memory the program leaves
         for stream in (sys.stdout, sys.stderr):
             # Closed or replaced by the program: nothing of ours to flush then.
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 stream.flush()
         self._write_report()
-        if self.memory is not None:
-            self.memory.stop()
+        self.store.memory.stop_tracing()
         if self.server is not None:
             if self.config.keep_serving and self._exit_signal is None:
                 self._serve_until_interrupted()

@@ -1,16 +1,32 @@
-"""Allocation profiling (--alloc) against functions of known behaviour, within 10%."""
+"""Allocations (--alloc) against functions of known behaviour, and live memory by site.
+
+Counts and bytes come from the compiled recorder's allocator hooks: exact where the oracle is
+(N ``bytearray(n)`` calls), within 2% of sys.getsizeof sums elsewhere. The Python recorder
+cannot count (no allocator hook in Python): there --alloc says so and traces sites instead.
+"""
 
 from __future__ import annotations
 
 import json
+import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp_client import call, url
-from support import FIXTURES, RunningProgram, clean_env, free_port, hotpath, mentions_own_code
+from support import (
+    FIXTURES,
+    RECORDER,
+    RunningProgram,
+    clean_env,
+    free_port,
+    hotpath,
+    mentions_own_code,
+)
 
 MB = 2**20
+counting = pytest.mark.skipif(RECORDER != "c", reason="allocation counts need the C recorder")
 
 
 @pytest.fixture(scope="module")
@@ -37,38 +53,51 @@ def functions(report: Any) -> dict[str, Any]:
     return {row["name"]: row for row in report["functions_alloc"]["functions"]}
 
 
-def near(value: float, expected: float, tolerance: float = 0.10) -> bool:
+def near(value: float, expected: float, tolerance: float = 0.02) -> bool:
     return abs(value - expected) <= tolerance * expected
 
 
+@counting
+def test_n_bytearrays_are_counted_exactly(report: Any) -> None:
+    row = functions(report)["alloc.make_bytearrays"]
+    assert row["allocations"] == 10  # each bytearray(n): its object, then its buffer
+    assert row["allocated_bytes"] == report["oracle"]["bytearray_bytes"]
+    assert row["self_allocated_bytes"] == row["allocated_bytes"]
+
+
+@counting
 def test_a_function_that_keeps_10_mb(report: Any) -> None:
     row = functions(report)["alloc.keep_10mb"]
     assert near(row["allocated_bytes"], 10 * MB)
-    assert near(row["retained_bytes"], 10 * MB)
-    assert near(row["peak_bytes_max"], 10 * MB)
+    assert row["calls"] == 1 and near(row["avg_allocated_bytes"], 10 * MB)
 
 
-def test_a_function_that_frees_50_mb_before_returning(report: Any) -> None:
+@counting
+def test_a_function_that_allocates_and_drops_50_x_1_mb(report: Any) -> None:
     row = functions(report)["alloc.churn_50mb"]
-    assert near(row["peak_bytes_max"], 50 * MB)
-    assert abs(row["retained_bytes"]) < 0.01 * MB
+    assert near(row["allocated_bytes"], 50 * MB)  # what it asked for, not what it kept
+    assert row["allocations"] == 50 + 2  # and its loop's range and range iterator
+    assert "retained_bytes" not in row
 
 
+@counting
 def test_100000_small_objects(report: Any) -> None:
     row = functions(report)["alloc.make_small_objects"]
-    expected = report["oracle"]["small_objects_bytes"]  # sys.getsizeof of the list and each
-    assert near(row["allocated_bytes"], expected)
-    assert near(row["retained_bytes"], expected)
+    oracle = report["oracle"]["small_objects"]
+    assert row["allocations"] >= oracle["objects"]
+    assert near(row["allocated_bytes"], oracle["bytes"])
 
 
+@counting
 def test_recursion_is_counted_once(report: Any) -> None:
     row = functions(report)["alloc.build_tree"]
     assert row["calls"] == 31
-    # 31 nodes of 100 kB, held by the outermost call: not summed over every level.
+    # 31 nodes of 100 kB: the outermost call's figure, not summed over every level.
     assert near(row["allocated_bytes"], 31 * 100_000)
     assert near(row["self_allocated_bytes"], 31 * 100_000)
 
 
+@counting
 def test_nested_pair_self_versus_cumulative(report: Any) -> None:
     rows = functions(report)
     outer, inner = rows["alloc.outer"], rows["alloc.inner"]
@@ -78,61 +107,40 @@ def test_nested_pair_self_versus_cumulative(report: Any) -> None:
     assert near(inner["self_allocated_bytes"], 5 * MB)
 
 
-def test_generator_allocations_span_its_suspensions(report: Any) -> None:
-    row = functions(report)["alloc.chunks"]
-    assert row["calls"] == 1
-    assert near(row["allocated_bytes"], 5 * MB)
-    assert near(row["retained_bytes"], 5 * MB)
+@counting
+def test_a_generator_and_a_coroutine_count_what_they_ran(report: Any) -> None:
+    rows = functions(report)
+    chunks, fetch = rows["alloc.chunks"], rows["alloc.fetch"]
+    assert chunks["calls"] == 1 and near(chunks["allocated_bytes"], 5 * MB)
+    assert chunks["allocations"] == 5 + 2  # and its loop's range and range iterator
+    # What the event loop allocates while the coroutine is suspended is not the coroutine's.
+    assert fetch["calls"] == 1 and near(fetch["allocated_bytes"], 3 * MB)
 
 
-def test_the_thread_that_keeps_what_it_allocates_stands_out(report: Any) -> None:
+@counting
+def test_two_threads_taking_turns_are_each_credited_their_own(report: Any) -> None:
     threads = report["threads"]
     rows = {row["name"]: row for row in threads["threads"] + threads["ended_threads"]}
-    keeper, churner = rows["keeper"], rows["churner"]
-    assert near(keeper["net_bytes"], 10 * MB)
-    assert near(keeper["allocated_bytes"], 10 * MB)
-    assert abs(churner["net_bytes"]) < 0.05 * MB
-    per_call = functions(report)["alloc.keep_chunk"]
-    assert per_call["calls"] == 20 and near(per_call["avg_allocated_bytes"], 512 * 1024)
+    keeper, recycler = rows["keeper"], rows["recycler"]
+    assert near(keeper["allocated_bytes"], 24 * MB)
+    assert near(recycler["allocated_bytes"], 24 * MB)
+    per_call = functions(report)
+    # Each thread's figure is what its own code asked for: the main thread's is its module's
+    # (and a few kB of start-up before it), with none of the threads' 48 MB.
+    main = next(row for row in threads["threads"] if row["name"] == "MainThread")
+    module = per_call["alloc.<module>"]["allocated_bytes"]
+    assert module <= main["allocated_bytes"] < module + 64 * 1024
+    assert near(per_call["alloc.keeper"]["allocated_bytes"], 24 * MB)
+    assert per_call["alloc.keep_chunk"]["calls"] == 24
+    assert near(per_call["alloc.keep_chunk"]["avg_allocated_bytes"], MB)
+    assert near(per_call["alloc.drop_chunk"]["avg_allocated_bytes"], MB)
 
 
-def test_attribution_leaves_little_unattributed(report: Any) -> None:
-    section = report["functions_alloc"]
-    assert section["unattributed_allocated_bytes"] < 0.02 * section["attributed_allocated_bytes"]
-
-
-def test_live_memory_sites_point_at_the_allocating_lines(report: Any) -> None:
-    live = report["functions_alloc"]["live_memory"]
-    sites: dict[str, Any] = {}
-    for row in live["sites"]:  # largest first: keep each function's largest site
-        if row["function"]:
-            sites.setdefault(row["function"], row)
-    assert near(sites["alloc.keep_10mb"]["live_bytes"], 10 * MB)
-    source = (FIXTURES / "alloc.py").read_text().splitlines()
-    line = source.index("    kept.append(bytes(10 * MB))") + 1
-    assert sites["alloc.keep_10mb"]["site"] == f"{FIXTURES / 'alloc.py'}:{line}"
-    assert near(sites["alloc.keep_chunk"]["live_bytes"], 10 * MB)
-    # hotpath's own allocations are not among the sites.
-    assert not any(mentions_own_code(row["site"]) for row in live["sites"])
-
-
-def test_without_alloc_the_tools_say_how_to_turn_it_on(tmp_path: Path) -> None:
-    output = tmp_path / "r.json"
-    hotpath("run", "--no-mcp", "--report", "none", "--output", str(output), "calls.py", "0")
-    section = json.loads(output.read_text())["functions_alloc"]
-    assert section["recorded"] is False and "--alloc" in section["note"]
-
-
-def test_alloc_tools_over_mcp_while_the_program_runs() -> None:
+@counting
+def test_the_call_log_carries_each_calls_allocations(tmp_path: Path) -> None:
     port = free_port()
     program = RunningProgram(
-        "--alloc",
-        "--mcp-port",
-        str(port),
-        "service.py",
-        "50",
-        "60",
-        env=clean_env(HOTPATH_ALLOC_SNAPSHOT_MS="200"),
+        "--alloc", "--mcp-port", str(port), "service.py", "50", "60", env=clean_env()
     )
     try:
         program.wait_for("ready 5")
@@ -143,9 +151,83 @@ def test_alloc_tools_over_mcp_while_the_program_runs() -> None:
         assert rows["service.Handler.process_request"]["calls"] == 50
         logs = call(port, "function_alloc_logs", function_name="parse", limit=3).structured_content
         assert len(logs["logs"]) == 3
-        assert all(
-            entry["allocated_bytes"] >= 0 and entry["peak_bytes"] >= 0 for entry in logs["logs"]
-        )
+        assert all(entry["allocations"] > 0 for entry in logs["logs"])
         assert logs["logs"][0]["timestamp"] >= logs["logs"][-1]["timestamp"]
+    finally:
+        assert program.stop() == 0
+
+
+def test_without_alloc_the_tools_say_how_to_turn_it_on(tmp_path: Path) -> None:
+    output = tmp_path / "r.json"
+    hotpath("run", "--no-mcp", "--report", "none", "--output", str(output), "calls.py", "0")
+    data = json.loads(output.read_text())
+    section = data["functions_alloc"]
+    assert section["recorded"] is False and "--alloc" in section["note"]
+    assert data["memory_sites"]["sites"] == [] and "trace_memory" in data["memory_sites"]["note"]
+
+
+@pytest.mark.skipif(RECORDER != "python", reason="the fallback of the Python recorder")
+def test_the_python_recorder_says_it_cannot_count_and_traces_sites(report: Any) -> None:
+    section = report["functions_alloc"]
+    assert section["recorded"] is False
+    assert "compiled recorder" in section["note"] and "memory_sites" in section["note"]
+    sites: dict[str, Any] = {}
+    for row in report["memory_sites"]["sites"]:  # largest growth first
+        if row["function"]:
+            sites.setdefault(row["function"], row)
+    assert near(sites["alloc.keep_10mb"]["live_bytes"], 10 * MB)
+
+
+def test_live_memory_sites_point_at_the_allocating_lines(tmp_path: Path) -> None:
+    output = tmp_path / "r.json"
+    result = hotpath(
+        "run", "--alloc-sites", "--no-mcp", "--report", "none", "--output", str(output), "alloc.py"
+    )
+    assert result.returncode == 0, result.stderr
+    live = json.loads(output.read_text())["memory_sites"]
+    sites: dict[str, Any] = {}
+    for row in live["sites"]:  # largest growth first: keep each function's largest site
+        if row["function"]:
+            sites.setdefault(row["function"], row)
+    source = (FIXTURES / "alloc.py").read_text().splitlines()
+    line = source.index("    kept.append(bytes(10 * MB))") + 1
+    assert sites["alloc.keep_10mb"]["site"] == f"{FIXTURES / 'alloc.py'}:{line}"
+    assert near(sites["alloc.keep_10mb"]["live_bytes"], 10 * MB)
+    assert near(sites["alloc.keep_chunk"]["live_bytes"], 24 * MB)
+    assert sites["alloc.keep_chunk"]["blocks"] >= 24  # and the list they went into
+    # Its 50 MB were dropped: what is left is sys.monitoring's instrumentation of the function
+    # (a few hundred bytes, at its first line), as for every function that ran.
+    assert sites["alloc.churn_50mb"]["live_bytes"] < 1024
+    # hotpath's own allocations are not among the sites.
+    assert not any(mentions_own_code(row["site"]) for row in live["sites"])
+
+
+def test_the_agent_starts_tracing_and_sees_what_grew_while_sampling_goes_on() -> None:
+    port = free_port()
+    program = RunningProgram(
+        "--mcp-port",
+        str(port),
+        "leaky.py",
+        env=clean_env(HOTPATH_THREADS_INTERVAL_MS="50"),
+    )
+    try:
+        program.wait_for("holding 300000")
+        program.wait_for(f"MCP server on {url(port)}", stream="stderr")
+        before = call(port, "memory_sites").structured_content
+        assert before["tracing"] is False and before["sites"] == []
+        started = call(port, "trace_memory", on=True).structured_content
+        assert started["tracing"] is True
+        samples = [call(port, "threads").structured_content["samples"]]
+        for _ in range(3):
+            time.sleep(0.3)
+            grown = call(port, "memory_sites", limit=5).structured_content
+            samples.append(call(port, "threads").structured_content["samples"])
+        leak = grown["sites"][0]
+        assert leak["function"] == "leaky.leak" and leak["growth_since_start_bytes"] > 0
+        assert leak["rising_snapshots"] >= 2
+        # The thread sampler is not the one taking snapshots: it kept its pace meanwhile.
+        assert all(later > earlier for earlier, later in pairwise(samples))
+        stopped = call(port, "trace_memory", on=False).structured_content
+        assert stopped["tracing"] is False
     finally:
         assert program.stop() == 0

@@ -15,8 +15,6 @@ from hotpath.store.threads import ProcessFigures, ThreadFigures
 if TYPE_CHECKING:
     import psutil
 
-    from hotpath.collectors.memory import MemoryCollector
-
 THREAD_NAME = "hotpath-sampler"
 _STATES = {
     "R": "running",
@@ -46,15 +44,10 @@ class Sampler:
         store: Store,
         interval_s: float,
         loops: LoopRegistry,
-        memory: MemoryCollector | None = None,
-        snapshot_s: float = 5.0,
     ) -> None:
         self.store = store
         self.interval_s = interval_s
         self.loops = loops
-        self.memory = memory
-        self.snapshot_s = snapshot_s
-        self._next_snapshot = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._process_cpu: tuple[float, int] | None = None  # cpu seconds, perf ns
@@ -65,8 +58,7 @@ class Sampler:
         """Import psutil, then start sampling. Called before the program's first line: psutil
         takes module-level locks from threading.Lock as it imports, and imported later, in
         the sampler's thread, it raced a program that replaces threading.Lock (it then took
-        the program's). It costs the program's start ~10 ms, which hotpath saves elsewhere
-        (the allocation collector is imported only with --alloc)."""
+        the program's). It costs the program's start ~10 ms."""
         import psutil
 
         self._process = psutil.Process()
@@ -87,12 +79,8 @@ class Sampler:
         self._sample_safely(process)  # the final figures, for the report
 
     def _sample_safely(self, process: psutil.Process) -> None:
-        memory = self.memory
         try:
             self.sample(process)
-            if memory is not None and stdlib.monotonic() >= self._next_snapshot:
-                self._next_snapshot = stdlib.monotonic() + self.snapshot_s
-                memory.request_snapshot()
         except Exception as error:  # a sampler failure must never reach the program
             self.store.note_problem(f"thread sampler: {error!r}")
 
@@ -101,10 +89,9 @@ class Sampler:
         names = {t.native_id: t.name for t in stdlib.all_threads() if t.native_id is not None}
         own = self.store.own_native_ids
         table = self.store.threads
-        counts = self.memory.thread_memory() if self.memory is not None else {}
         alive: dict[int, ThreadFigures] = {}
         for thread in process.threads():
-            seen = alive[thread.id] = self._figures(
+            alive[thread.id] = self._figures(
                 table.previous(thread.id),
                 thread.id,
                 names.get(thread.id, f"native-{thread.id}"),
@@ -113,9 +100,6 @@ class Sampler:
                 thread.system_time,
                 now,
             )
-            counted = counts.get(thread.id)
-            if counted is not None:
-                seen.allocated_bytes, seen.freed_bytes = counted.allocated, counted.freed
         with process.oneshot():
             cpu = process.cpu_times()
             memory = process.memory_info()

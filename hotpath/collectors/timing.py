@@ -54,11 +54,14 @@ class TimingCollector:
         main_name: str,
         implementation: Implementation,
         listener: AsyncioListener | None = None,
+        count_allocations: bool = False,
     ) -> None:
         self._table = table
         self._filter = function_filter
         self._main_name = main_name
-        self.recorder: Recorder = create(implementation, self.decide, listener, table.log_limit)
+        self.recorder: Recorder = create(
+            implementation, self.decide, listener, table.log_limit, count_allocations
+        )
         table.attach(self.recorder)
 
     def decide(self, code: CodeType, frame: FrameType | None) -> FunctionInfo | None:

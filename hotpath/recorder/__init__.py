@@ -13,6 +13,8 @@ What a recorder is given
 - ``listener``: the asyncio collectors, told only about generator-like calls (see
   ``Listener``); ``None`` when nobody listens.
 - ``log_limit``: how many recent calls to keep per function.
+- ``count_allocations`` (--alloc): count allocations too; only the compiled recorder can
+  (``counts_allocations`` says whether this one does).
 
 What it records
 ---------------
@@ -30,7 +32,20 @@ PY_THROW and PY_YIELD of every thread:
   ``child_ns``: time spent in timed functions called directly from it (self = all - child);
 - an end whose start is not on top of the thread's stack drops the entries above its start
   (they missed their ends); an end with no start at all (begun before hotpath watched) is
-  ignored.
+  ignored;
+- allocations, when counted: per call, the allocator requests the thread made from its start
+  to its end (a generator's: while it ran) and the bytes they asked for, callees included;
+  summed over every call, over outermost calls (recursion counted once) and over callees
+  (own = every - child), with a histogram of bytes per call and the figures in the call log;
+  per thread, its running totals. What is counted: requests to Python's MEM and OBJ
+  allocators (``PyMem_Malloc``, ``PyObject_Malloc`` and their calloc/realloc; a realloc counts
+  as a request of its new size), which is where objects, their buffers, lists and dicts get
+  memory. Not counted: objects reused from CPython's free lists (small ints, floats, tuples,
+  frames of finished calls: they never reach the allocator), memory that C libraries take from
+  ``malloc`` or the RAW domain directly (numpy's arrays), and what hotpath's callbacks allocate.
+  Frees are not counted at all: a free does not pass its size, and tracking every block's size
+  costs what tracemalloc costs. A thread is counted from its first event under hotpath (the
+  thread that starts the recorder, from then).
 
 What it answers
 ---------------
@@ -41,8 +56,9 @@ called from any thread while the program runs. ``live_threads()`` counts threads
 (ended threads' state is freed); ``given_up()`` counts failures inside the callbacks (an
 Exception from deciding or from the listener, an allocation that failed): an event given up
 is missing from the figures; a listener's failure loses only what the listener was told.
-``start()`` claims a tool id and registers the callbacks; ``stop()`` releases them, and leaves
-alone a tool id the program has freed or taken over (then it returns False).
+``thread_allocations()`` gives the per-thread totals of live threads and of the last 100 that
+ended. ``start()`` claims a tool id and registers the callbacks; ``stop()`` releases them, and
+leaves alone a tool id the program has freed or taken over (then it returns False).
 
 Timestamps are ``time.perf_counter_ns()`` readings (the C recorder reads the same clock).
 """
@@ -56,7 +72,7 @@ from collections.abc import Callable, Mapping
 from types import CodeType, FrameType
 from typing import Any, Literal, Protocol
 
-from hotpath.store.functions import CallRecord, FunctionInfo, FunctionStats
+from hotpath.store.functions import CallRecord, FunctionInfo, FunctionStats, ThreadAllocations
 
 monitoring = sys.monitoring
 EVENTS = monitoring.events
@@ -121,6 +137,7 @@ class Listener(Protocol):
 class Recorder(Protocol):
     implementation: Implementation
     tool_id: int | None
+    counts_allocations: bool
 
     def start(self) -> None: ...
 
@@ -133,6 +150,8 @@ class Recorder(Protocol):
     def live_threads(self) -> int: ...
 
     def given_up(self) -> int: ...
+
+    def thread_allocations(self) -> list[ThreadAllocations]: ...
 
 
 def claim_tool_id() -> int:
@@ -199,11 +218,13 @@ def create(
     decide: Decide,
     listener: Listener | None,
     log_limit: int,
+    count_allocations: bool = False,
 ) -> Recorder:
+    """A recorder; ``count_allocations`` is honoured by the compiled one only."""
     if implementation == "c":
         from hotpath.recorder.compiled import CompiledRecorder
 
-        return CompiledRecorder(decide, listener, log_limit)
+        return CompiledRecorder(decide, listener, log_limit, count_allocations)
     from hotpath.recorder.python import PythonRecorder
 
     return PythonRecorder(decide, listener, log_limit)

@@ -21,7 +21,16 @@ from hotpath.recorder import (
     release_tool_id,
 )
 from hotpath.recorder._crecorder import Recorder as _Recorder
-from hotpath.store.functions import CallRecord, FunctionInfo, FunctionStats, ThreadIdentity, Totals
+from hotpath.store.functions import (
+    Allocations,
+    AllocationTotals,
+    CallRecord,
+    FunctionInfo,
+    FunctionStats,
+    ThreadAllocations,
+    ThreadIdentity,
+    Totals,
+)
 
 
 def _identity() -> ThreadIdentity:
@@ -35,8 +44,15 @@ def _identity() -> ThreadIdentity:
 class CompiledRecorder:
     implementation: Implementation = "c"
 
-    def __init__(self, decide: Decide, listener: Listener | None, log_limit: int) -> None:
+    def __init__(
+        self,
+        decide: Decide,
+        listener: Listener | None,
+        log_limit: int,
+        count_allocations: bool = False,
+    ) -> None:
         self._log_limit = log_limit
+        self.counts_allocations = count_allocations
         self._core = _Recorder(
             decide=decide,
             listener=listener,
@@ -44,6 +60,7 @@ class CompiledRecorder:
             disable=monitoring.DISABLE,
             log_limit=log_limit,
             max_activations=MAX_OPEN_ACTIVATIONS,
+            count_allocations=count_allocations,
         )
         self.tool_id: int | None = None
 
@@ -58,9 +75,12 @@ class CompiledRecorder:
             EVENTS.PY_THROW: core.on_throw,
             EVENTS.PY_YIELD: core.on_yield,
         }
+        if self.counts_allocations:
+            core.start_counting()
         register(self.tool_id, callbacks)
 
     def stop(self) -> bool:
+        self._core.stop_counting()
         tool, self.tool_id = self.tool_id, None
         return tool is None or release_tool_id(tool, EVENT_SET)
 
@@ -81,6 +101,7 @@ class CompiledRecorder:
             buckets,
             running,
             running_ns,
+            counted,
         ) in self._core.read(now_ns):
             totals = Totals(
                 self._log_limit,
@@ -98,13 +119,34 @@ class CompiledRecorder:
             )
             if info.kind != "function":
                 running = starts - completed
-            stats.append(FunctionStats(info, totals, running, running_ns))
+            allocations = None
+            if counted is not None:
+                every_n, every_b, total_n, total_b, child_n, child_b, per_call = counted
+                allocations = AllocationTotals(
+                    Allocations(every_n, every_b),
+                    Allocations(total_n, total_b),
+                    Allocations(child_n, child_b),
+                    Counter(per_call),
+                )
+            stats.append(FunctionStats(info, totals, running, running_ns, allocations))
         return stats
 
     def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]:
         return [
-            CallRecord(end_ns, duration_ns, thread, outcome)
-            for end_ns, duration_ns, thread, outcome in self._core.recent(info, limit)
+            CallRecord(
+                end_ns,
+                duration_ns,
+                thread,
+                outcome,
+                Allocations(*counted) if counted is not None else None,
+            )
+            for end_ns, duration_ns, thread, outcome, counted in self._core.recent(info, limit)
+        ]
+
+    def thread_allocations(self) -> list[ThreadAllocations]:
+        return [
+            ThreadAllocations(native_id, Allocations(count, size), alive)
+            for native_id, count, size, alive in self._core.thread_allocations()
         ]
 
     def live_threads(self) -> int:

@@ -1,6 +1,7 @@
 """The pure-Python recorder: the fallback twin of the compiled one (same contract, see
-``hotpath.recorder``), used where the extension is not built and for ``--alloc``'s
-tracemalloc windows, which wrap these callbacks.
+``hotpath.recorder``), used where the extension is not built. It cannot count allocations:
+Python has no allocator hook, so ``counts_allocations`` is False and --alloc falls back to
+tracemalloc's live memory by site.
 
 The callbacks are closures over local names (a cell read is the cheapest lookup Python has) and
 do as little as possible per event: no locks, no allocation on the plain-function path beyond the
@@ -45,7 +46,7 @@ from hotpath.store.functions import (
     CallRecord,
     FunctionInfo,
     FunctionStats,
-    PendingMemory,
+    ThreadAllocations,
     ThreadIdentity,
     Totals,
 )
@@ -57,37 +58,6 @@ DISABLE = monitoring.DISABLE
 MAX_VERDICTS = 4_096
 
 Callbacks = dict[int, Callable[..., Any]]
-Wrapper = Callable[[Callbacks], Callbacks]
-
-
-class RecordMemory:
-    """One thread's memory figures for one function, written by that thread (--alloc)."""
-
-    __slots__ = ("pending", "self_allocated", "self_freed")
-
-    def __init__(self) -> None:
-        self.self_allocated = 0  # while this function itself was running (not its callees)
-        self.self_freed = 0
-        self.pending: dict[int, PendingMemory] = {}  # end timestamp -> the call's figures
-
-
-class ThreadMemory:
-    """One thread's running memory figures; the three lists follow the timing stack."""
-
-    __slots__ = ("allocated", "freed", "highs", "started_allocated", "started_freed")
-
-    def __init__(self) -> None:
-        self.allocated = 0
-        self.freed = 0
-        # Per call in progress: allocated and freed at its start, its high-water net so far.
-        # Parallel lists of existing ints: pushing a call makes no new object.
-        self.started_allocated: list[int] = []
-        self.started_freed: list[int] = []
-        self.highs: list[int] = []
-
-    @property
-    def net(self) -> int:
-        return self.allocated - self.freed
 
 
 class ThreadRecord:
@@ -103,7 +73,6 @@ class ThreadRecord:
         "failed",
         "gen",
         "info",
-        "memory",
         "starts",
         "thread",
         "total_ns",
@@ -123,7 +92,6 @@ class ThreadRecord:
         self.buf: list[int] = []  # durations of finished calls not yet folded into totals
         self.ends: list[int] = []  # their end timestamps, for the call log
         self.failed: dict[int, str] = {}  # end timestamp -> exception type, for failed calls
-        self.memory: RecordMemory | None = None  # with --alloc
         self.totals = Totals(info.log_limit)
 
     def fold_pending(self) -> None:
@@ -133,31 +101,15 @@ class ThreadRecord:
         ends = self.ends[:count]
         failed = self.failed
         self.failed = {}
-        self.totals.add_calls(durations, ends, failed, self.thread, self._take_memory())
+        self.totals.add_calls(durations, ends, failed, self.thread)
         del self.buf[:count]
         del self.ends[:count]
-
-    def _take_memory(self) -> dict[int, PendingMemory]:
-        memory = self.memory
-        if memory is None:
-            return {}
-        pending = memory.pending
-        memory.pending = {}
-        self.totals.memory.self_allocated += memory.self_allocated
-        self.totals.memory.self_freed += memory.self_freed
-        memory.self_allocated = memory.self_freed = 0
-        return pending
 
     def view(self) -> Totals:
         """Totals including pending calls and the running accumulators, without changing self."""
         view = self.totals.copy()
         count = len(self.buf)
-        memory = self.memory
-        pending = dict(memory.pending) if memory is not None else {}
-        view.add_calls(self.buf[:count], self.ends[:count], dict(self.failed), self.thread, pending)
-        if memory is not None:
-            view.memory.self_allocated += memory.self_allocated
-            view.memory.self_freed += memory.self_freed
+        view.add_calls(self.buf[:count], self.ends[:count], dict(self.failed), self.thread)
         view.total_ns += self.total_ns
         view.child_ns += self.child_ns
         view.active_ns += self.active_ns
@@ -168,11 +120,10 @@ class ThreadRecord:
 class ThreadState:
     """Everything one thread's events touch. Only that thread writes to it."""
 
-    __slots__ = ("identity", "memory", "records", "stack")
+    __slots__ = ("identity", "records", "stack")
 
     def __init__(self, identity: ThreadIdentity) -> None:
         self.identity = identity
-        self.memory: ThreadMemory | None = None  # with --alloc
         self.records: dict[int, ThreadRecord] = {}  # id(code) -> record
         # Flat pairs (record or activation, start ns): two appends cost no allocation.
         self.stack: list[object] = []
@@ -189,7 +140,6 @@ class Activation:
         "gen",
         "info",
         "key",
-        "memory",
         "record",
         "start_ns",
         "stream",
@@ -205,7 +155,6 @@ class Activation:
         self.start_ns = start_ns
         self.active_ns = 0
         self.child_ns = 0
-        self.memory: tuple[int, int, int] | None = None  # --alloc: allocated, freed, peak
         self.error: str | None = None  # the exception type it ended with, if it raised
         self.watcher: TaskProgress | None = None  # the asyncio task running this coroutine
         self.stream: object | None = None  # async generators: its stream
@@ -219,6 +168,7 @@ class _ThreadHandle:
 
 class PythonRecorder:
     implementation: Implementation = "python"
+    counts_allocations = False  # Python has no allocator hook
 
     def __init__(
         self,
@@ -249,12 +199,9 @@ class PythonRecorder:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self, wrap: Wrapper | None = None) -> None:
-        """Start timing; ``wrap`` may wrap the callbacks (the allocation collector does)."""
+    def start(self) -> None:
         tool = claim_tool_id()
-        callbacks = self._callbacks(wrapped=wrap is not None)
-        if wrap is not None:
-            callbacks = wrap(callbacks)
+        callbacks = self._callbacks()
         self._events = tuple(callbacks)
         self.tool_id = tool
         register(tool, callbacks)
@@ -289,19 +236,13 @@ class PythonRecorder:
     def given_up(self) -> int:
         return self._given_up[0]
 
+    def thread_allocations(self) -> list[ThreadAllocations]:
+        return []
+
     def live_threads(self) -> int:
         with self.lock:
             self._fold_retired_threads()
             return len(self._threads)
-
-    def thread_memory(self) -> dict[int, ThreadMemory]:
-        """Memory figures of live threads, by OS thread id (with --alloc)."""
-        with self.lock:
-            return {
-                state.identity.native_id: state.memory
-                for state in self._threads.values()
-                if state.memory is not None
-            }
 
     def _totals(self, info: FunctionInfo) -> Totals:
         retired = self._retired.get(info.id)
@@ -390,7 +331,7 @@ class PythonRecorder:
 
     # -- the callbacks ------------------------------------------------------------------------
 
-    def _callbacks(self, wrapped: bool = False) -> Callbacks:
+    def _callbacks(self) -> Callbacks:
         clock = time.perf_counter_ns
         local = self._local
         new_thread_state = self._new_thread_state
@@ -410,16 +351,14 @@ class PythonRecorder:
         # lost; the stack resynchronises at the next matching end. Other BaseExceptions (a
         # KeyboardInterrupt raised by a signal handler that ran here) reach the program.
 
-        # Frames between a callback and the code its event is about: one more when the
-        # allocation collector wraps the callbacks.
-        caller = 2 if wrapped else 1
+        caller = 1  # frames between a callback and the code its event is about
 
         def event_frame(code: CodeType, depth: int) -> FrameType | None:
             """The frame an event is about, ``depth`` frames above the caller of this.
 
             Asking for the exact depth matters: each frame object that ``_getframe`` and
-            ``f_back`` bring into being is an allocation, which --alloc would count as the
-            program's. Walking up is the fallback, for a callback that another one called.
+            ``f_back`` bring into being is an allocation. Walking up is the fallback, for a
+            callback that another one called.
             """
             frame: FrameType | None = getframe(depth + 1)
             while frame is not None and frame.f_code is not code:

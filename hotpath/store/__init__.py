@@ -18,7 +18,7 @@ from hotpath.store.streams import StreamTable
 from hotpath.store.threads import ThreadTable
 
 MAX_PROBLEMS = 20
-SITE_SNAPSHOTS_KEPT = 60
+SITE_SNAPSHOTS_KEPT = 10  # besides the baseline; each holds at most 2,000 sites
 
 
 @dataclass
@@ -30,8 +30,9 @@ class RunInfo:
     collectors: dict[str, bool]
     percentiles: tuple[float, ...]
     sample_interval_s: float
-    alloc_snapshot_s: float
     recorder: str = "c"  # "c" or "python": which implementation times the calls
+    recorder_fallback: str | None = None  # why the Python one runs, when nobody asked for it
+    alloc_unavailable: str | None = None  # why --alloc was asked for and cannot count
     pid: int = field(default_factory=os.getpid)
     python: str = field(default_factory=lambda: sys.version.split()[0])
 

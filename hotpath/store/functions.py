@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 from types import CodeType
@@ -50,6 +50,15 @@ class ThreadIdentity:
         return self.thread.name if self.thread is not None else f"thread-{self.native_id}"
 
 
+@dataclass(slots=True, frozen=True)
+class Allocations:
+    """Allocator requests and the bytes they asked for (see ``hotpath.recorder``: what they
+    count and what they do not)."""
+
+    count: int
+    bytes: int
+
+
 @dataclass(slots=True)
 class CallRecord:
     """One finished call, as kept in a function's bounded log."""
@@ -58,58 +67,29 @@ class CallRecord:
     duration_ns: int
     thread: ThreadIdentity
     outcome: Outcome
-    memory: CallMemory | None = None  # with --alloc
-
-
-@dataclass(slots=True, frozen=True)
-class CallMemory:
-    """What one call did to traced memory (see ``collectors.memory``), callees included."""
-
-    allocated: int  # growth of traced memory, summed over the intervals of the call
-    freed: int  # shrinkage, likewise
-    peak: int  # highest traced memory during the call, above where it started
-
-    @property
-    def net(self) -> int:
-        return self.allocated - self.freed
-
-
-# A call's figures as the event path records them: a plain tuple, since under tracemalloc
-# every object hotpath makes costs a trace. Made into CallMemory when folded.
-PendingMemory = tuple[int, int, int, bool]  # allocated, freed, peak, nested
+    allocations: Allocations | None = None  # with --alloc: the call's, callees included
 
 
 @dataclass(slots=True)
-class MemoryTotals:
-    """Mergeable memory figures of finished calls, and of self time while running."""
+class AllocationTotals:
+    """Allocations of a function's finished calls, as the compiled recorder counts them."""
 
-    calls: int = 0
-    allocated: int = 0
-    freed: int = 0
-    self_allocated: int = 0
-    self_freed: int = 0
-    peak_max: int = 0
-    buckets: Counter[int] = field(default_factory=Counter)  # per-call allocated bytes
+    every: Allocations  # summed over every call, recursive ones included
+    total: Allocations  # outermost calls only: recursion counted once
+    child: Allocations  # made in profiled functions it called directly
+    buckets: Counter[int]  # bytes per call
 
-    def add_calls(self, calls: Iterable[PendingMemory]) -> None:
-        sizes = []
-        for allocated, freed, peak, nested in calls:
-            self.calls += 1
-            if not nested:
-                self.allocated += allocated
-                self.freed += freed
-            self.peak_max = max(self.peak_max, peak)
-            sizes.append(allocated)
-        add_buckets(self.buckets, sizes)
+    @property
+    def own(self) -> Allocations:
+        """Made by the function itself, not by the profiled functions it called."""
+        return Allocations(self.every.count - self.child.count, self.every.bytes - self.child.bytes)
 
-    def merge(self, other: MemoryTotals) -> None:
-        self.calls += other.calls
-        self.allocated += other.allocated
-        self.freed += other.freed
-        self.self_allocated += other.self_allocated
-        self.self_freed += other.self_freed
-        self.peak_max = max(self.peak_max, other.peak_max)
-        self.buckets.update(other.buckets)
+
+@dataclass(slots=True, frozen=True)
+class ThreadAllocations:
+    native_id: int
+    allocations: Allocations
+    alive: bool
 
 
 @dataclass(slots=True, frozen=True)
@@ -120,14 +100,11 @@ class CallBatch:
     ends: list[int]
     durations: list[int]
     failed: dict[int, str]
-    memory: dict[int, PendingMemory]
     thread: ThreadIdentity
 
     def records(self) -> Iterator[CallRecord]:
         for end, duration in zip(self.ends, self.durations, strict=True):
-            call = self.memory.get(end)
-            figures = CallMemory(*call[:3]) if call is not None else None
-            yield CallRecord(end, duration, self.thread, self.failed.get(end), figures)
+            yield CallRecord(end, duration, self.thread, self.failed.get(end))
 
 
 @dataclass(slots=True)
@@ -146,7 +123,6 @@ class Totals:
     errors: int = 0
     error_types: Counter[str] = field(default_factory=Counter)
     buckets: Counter[int] = field(default_factory=Counter)
-    memory: MemoryTotals = field(default_factory=lambda: MemoryTotals())
     batches: list[CallBatch] = field(default_factory=list)  # the newest calls, raw
 
     def add_calls(
@@ -155,9 +131,7 @@ class Totals:
         ends: list[int],
         failed: dict[int, str],
         thread: ThreadIdentity,
-        memory: dict[int, PendingMemory],
     ) -> None:
-        self.memory.add_calls(memory.values())
         if not durations:
             return
         low, high = min(durations), max(durations)
@@ -170,7 +144,7 @@ class Totals:
         self.error_types.update(failed.values())
         if self.log_limit:
             keep = -self.log_limit
-            self.batches.append(CallBatch(ends[keep:], durations[keep:], failed, memory, thread))
+            self.batches.append(CallBatch(ends[keep:], durations[keep:], failed, thread))
             # One thread's batches are in time order: drop the oldest while enough remain.
             kept = sum(len(batch.ends) for batch in self.batches)
             while kept - len(self.batches[0].ends) >= self.log_limit:
@@ -189,7 +163,6 @@ class Totals:
         self.errors += other.errors
         self.error_types.update(other.error_types)
         self.buckets.update(other.buckets)
-        self.memory.merge(other.memory)
         self.batches.extend(other.batches)
 
     def compact(self) -> None:
@@ -199,11 +172,6 @@ class Totals:
             self.batches = []
             return
         failed = {r.end_ns: r.outcome for r in newest if r.outcome is not None}
-        memory = {
-            r.end_ns: (r.memory.allocated, r.memory.freed, r.memory.peak, False)
-            for r in newest
-            if r.memory is not None
-        }
         # Calls from several threads: one batch per thread keeps each call's thread.
         by_thread: dict[int, list[CallRecord]] = {}
         for record in newest:
@@ -213,7 +181,6 @@ class Totals:
                 [r.end_ns for r in records],
                 [r.duration_ns for r in records],
                 failed,
-                memory,
                 records[0].thread,
             )
             for records in by_thread.values()
@@ -256,6 +223,7 @@ class FunctionStats:
     totals: Totals
     running: int  # calls in progress now (plain functions) or started and not finished
     running_ns: int  # inclusive time so far of outermost calls still in progress
+    allocations: AllocationTotals | None = None  # when the recorder counts them (--alloc)
 
     @property
     def calls(self) -> int:
@@ -288,6 +256,8 @@ class FunctionSource(Protocol):
     def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]: ...
 
     def given_up(self) -> int: ...
+
+    def thread_allocations(self) -> list[ThreadAllocations]: ...
 
 
 class FunctionTable:
@@ -338,6 +308,10 @@ class FunctionTable:
     def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]:
         """A function's newest ``limit`` calls, oldest first."""
         return self._source.recent_calls(info, limit) if self._source is not None else []
+
+    def thread_allocations(self) -> list[ThreadAllocations]:
+        """Allocations per thread, live and recently ended, when the recorder counts them."""
+        return self._source.thread_allocations() if self._source is not None else []
 
     def events_given_up(self) -> int:
         """Events the recorder gave up: their calls are missing from the figures."""

@@ -23,8 +23,6 @@ class ThreadFigures:
     first_seen_ns: int
     last_seen_ns: int
     cpu_at_first_seen_s: float  # CPU spent before hotpath first saw the thread
-    allocated_bytes: int | None = None  # with --alloc, see collectors.memory
-    freed_bytes: int | None = None
     alive: bool = True
 
     @property

@@ -50,17 +50,37 @@ def _allocations(section: JSON, limit: int) -> Table:
     rows = section["functions"][:limit]
     return _table(
         f"allocations, by self allocated ({len(rows)}/{section['total_functions']})"
-        f" | unattributed {size(section['unattributed_allocated_bytes'])}",
-        ["Function", "Calls", "Allocated", "Self", "Retained", "Peak max", "% Self"],
+        f" | {section['counted_allocations']:,} counted, {size(section['counted_bytes'])}",
+        ["Function", "Calls", "Allocs", "Allocated", "Self allocs", "Self", "Avg/call", "% Self"],
         [
             [
                 row["name"],
                 f"{row['calls']:,}",
+                f"{row['allocations']:,}",
                 row["allocated"],
+                f"{row['self_allocations']:,}",
                 row["self_allocated"],
-                row["retained"],
-                row["peak_max"],
+                _size_or_dash(row["avg_allocated_bytes"]),
                 f"{row['percent_self_allocated']:.2f}%",
+            ]
+            for row in rows
+        ],
+    )
+
+
+def _memory_sites(section: JSON, limit: int) -> Table:
+    rows = section["sites"][:limit]
+    return _table(
+        f"live memory by site, by growth since tracing started ({len(rows)})"
+        f" | traced {section['traced']}",
+        ["Site", "Function", "Live", "Blocks", "Growth"],
+        [
+            [
+                row["site"],
+                row["function"] or "-",
+                row["live"],
+                f"{row['blocks']:,}",
+                size(row["growth_since_start_bytes"]),
             ]
             for row in rows
         ],
@@ -184,6 +204,10 @@ def _duration_or_dash(ns: float | None) -> str:
     return "-" if ns is None else duration(ns)
 
 
+def _size_or_dash(count: float | None) -> str:
+    return "-" if count is None else size(count)
+
+
 def render(report: JSON, stream: IO[str], limit: int) -> None:
     status = report["status"]
     collectors = [name for name, on in status["collectors"].items() if on]
@@ -197,6 +221,8 @@ def render(report: JSON, stream: IO[str], limit: int) -> None:
     console.print(_functions(report["functions_timing"], status["percentiles"], limit))
     if report["functions_alloc"].get("recorded"):
         console.print(_allocations(report["functions_alloc"], limit))
+    if report["memory_sites"]["sites"]:
+        console.print(_memory_sites(report["memory_sites"], limit))
     for key, section in (("channels", _channels), ("futures", _futures), ("streams", _streams)):
         if report[key][key]:
             console.print(section(report[key], limit))

@@ -12,7 +12,13 @@ from typing import Any
 
 from hotpath.store import Store
 from hotpath.store.channels import RECENT_KEPT, RECENT_WINDOW_NS, ChannelSite
-from hotpath.store.functions import CallRecord, FunctionInfo, FunctionStats
+from hotpath.store.functions import (
+    Allocations,
+    AllocationTotals,
+    CallRecord,
+    FunctionInfo,
+    FunctionStats,
+)
 from hotpath.store.futures import FutureGroup, TaskRecord
 from hotpath.store.gauges import GaugeReading
 from hotpath.store.histogram import Distribution, percentiles
@@ -134,6 +140,7 @@ def profiler_status(store: Store) -> JSON:
         "running": store.ended_ns is None,
         "filters": info.filters,
         "collectors": info.collectors,
+        "tracing_memory_sites": store.memory.tracing(),
         "percentiles": [units.percentile_key(q) for q in info.percentiles],
         "known": {
             "functions": len(store.functions.functions),
@@ -152,6 +159,7 @@ def report(store: Store, limit: int) -> JSON:
         "status": profiler_status(store),
         "functions_timing": functions_timing(store, limit),
         "functions_alloc": functions_alloc(store, limit),
+        "memory_sites": memory_sites(store, limit),
         "channels": channels(store, limit),
         "futures": futures(store, limit),
         "streams": streams(store, limit),
@@ -161,42 +169,99 @@ def report(store: Store, limit: int) -> JSON:
 
 
 ALLOC_OFF = (
-    "allocation profiling is off: run `hotpath run --alloc app.py` (or set HOTPATH_ALLOC=1); "
-    "it is off by default because tracemalloc slows a program 3-7x"
+    "allocation counting is off: run `hotpath run --alloc app.py` (or set HOTPATH_ALLOC=1); "
+    "it adds about 2 ns per allocation to timing's cost"
 )
+SITES_OFF = (
+    "live memory by site is not being traced: call trace_memory to start tracemalloc now "
+    "(it slows the program 3-7x while on), or run with --alloc-sites to trace from the start"
+)
+
+
+def _alloc_note(store: Store) -> str:
+    """Why there are no allocation counts."""
+    if store.info.alloc_unavailable is not None:
+        return (
+            f"allocation counts need the compiled recorder, and {store.info.alloc_unavailable}; "
+            "live memory by site is traced instead (memory_sites)"
+        )
+    return ALLOC_OFF
 
 
 def _not_recorded(key: str, note: str) -> JSON:
     return {key: [], "recorded": False, "note": note}
 
 
-def _alloc_row(stats: FunctionStats, store: Store, attributed: int) -> JSON:
-    info, memory = stats.info, stats.totals.memory
-    per_call = memory.allocated / memory.calls if memory.calls else 0.0
+def _alloc_row(
+    stats: FunctionStats, counted: AllocationTotals, store: Store, in_functions: int
+) -> JSON:
+    info = stats.info
+    own, completed = counted.own, stats.totals.completed
     return {
         "id": info.id,
         "name": info.name,
         "location": info.location,
-        "calls": memory.calls,
-        "allocated_bytes": memory.allocated,
-        "self_allocated_bytes": memory.self_allocated,
-        "freed_bytes": memory.freed,
-        "self_freed_bytes": memory.self_freed,
-        "retained_bytes": memory.allocated - memory.freed,
-        "self_retained_bytes": memory.self_allocated - memory.self_freed,
-        "peak_bytes_max": memory.peak_max,
-        "avg_allocated_bytes": round(per_call),
+        "kind": info.kind,
+        "calls": stats.calls,
+        "completed": completed,
+        "allocations": counted.total.count,
+        "allocated_bytes": counted.total.bytes,
+        "self_allocations": own.count,
+        "self_allocated_bytes": own.bytes,
+        "avg_allocations": round(counted.every.count / completed) if completed else None,
+        "avg_allocated_bytes": round(counted.every.bytes / completed) if completed else None,
         "percentiles_allocated_bytes": {
-            units.percentile_key(q): round(v)
-            for q, v in percentiles(memory.buckets, store.info.percentiles).items()
+            units.percentile_key(q): round(v) if completed else None
+            for q, v in percentiles(counted.buckets, store.info.percentiles).items()
         },
         "percent_self_allocated": (
-            round(100.0 * memory.self_allocated / attributed, 2) if attributed else 0.0
+            round(100.0 * own.bytes / in_functions, 2) if in_functions else 0.0
         ),
-        "allocated": units.size(memory.allocated),
-        "self_allocated": units.size(memory.self_allocated),
-        "retained": units.size(memory.allocated - memory.freed),
-        "peak_max": units.size(memory.peak_max),
+        "allocated": units.size(counted.total.bytes),
+        "self_allocated": units.size(own.bytes),
+    }
+
+
+def functions_alloc(store: Store, limit: int) -> JSON:
+    check_limit(limit)
+    if not store.info.collectors.get("alloc"):
+        return _not_recorded("functions", _alloc_note(store))
+    stats = store.functions.snapshot(store.now_ns())
+    counted = [(s, s.allocations) for s in stats if s.calls and s.allocations is not None]
+    counted.sort(key=lambda pair: (pair[1].own.bytes, pair[0].calls), reverse=True)
+    in_functions = sum(allocations.own.bytes for _, allocations in counted)
+    threads = store.functions.thread_allocations()
+    return {
+        "recorded": True,
+        "sorted_by": "self_allocated_bytes",
+        "total_functions": len(counted),
+        "shown": min(limit, len(counted)),
+        "counted_allocations": sum(t.allocations.count for t in threads),
+        "counted_bytes": sum(t.allocations.bytes for t in threads),
+        "in_profiled_functions_bytes": in_functions,
+        "functions": [_alloc_row(s, a, store, in_functions) for s, a in counted[:limit]],
+    }
+
+
+def function_alloc_logs(store: Store, function_name: str, limit: int) -> JSON:
+    check_limit(limit)
+    if not store.info.collectors.get("alloc"):
+        return _not_recorded("logs", _alloc_note(store))
+    chosen, calls = _chosen_function(store, function_name, limit)
+    logs = []
+    for record in _newest(calls, limit):
+        row = _log_row(record, store)
+        counted = record.allocations
+        row.update(
+            allocations=counted.count if counted is not None else None,
+            allocated_bytes=counted.bytes if counted is not None else None,
+            allocated=units.size(counted.bytes) if counted is not None else None,
+        )
+        logs.append(row)
+    return {
+        "function": {"id": chosen.id, "name": chosen.name, "location": chosen.location},
+        "order": "newest_first",
+        "logs": logs,
     }
 
 
@@ -212,94 +277,84 @@ def _function_ranges(store: Store) -> dict[str, list[tuple[int, int, str]]]:
     return ranges
 
 
-def _sites(store: Store, limit: int) -> JSON:
-    snapshots = store.memory.snapshots()
-    if not snapshots:
-        return {"snapshots": 0, "sites": []}
-    first, last = snapshots[0], snapshots[-1]
-    previous = snapshots[-2] if len(snapshots) > 1 else last
+def memory_sites(store: Store, limit: int) -> JSON:
+    """Live memory by allocation site in the newest snapshot, the sites that grew most since
+    tracing started first."""
+    check_limit(limit)
+    baseline, snapshots = store.memory.snapshots()
+    tracing = store.memory.tracing()
+    if baseline is None or not snapshots:
+        return {"tracing": tracing, "snapshots": 0, "sites": [], "note": SITES_OFF}
+    last = snapshots[-1]
+    previous = snapshots[-2] if len(snapshots) > 1 else baseline
     ranges = _function_ranges(store)
+
+    def grown(site: tuple[str, int]) -> int:
+        return last.sites[site][0] - baseline.sites.get(site, (0, 0))[0]
+
+    order = sorted(last.sites, key=lambda site: (grown(site), last.sites[site][0]), reverse=True)
     rows = []
-    for (file, line), (size_bytes, blocks) in sorted(
-        last.sites.items(), key=lambda item: item[1][0], reverse=True
-    )[:limit]:
+    for site in order[:limit]:
+        file, line = site
+        size_bytes, blocks = last.sites[site]
         rising = 0
         for older, newer in zip(snapshots[-2::-1], snapshots[::-1], strict=False):
-            if newer.sites.get((file, line), (0, 0))[0] <= older.sites.get((file, line), (0, 0))[0]:
+            if newer.sites.get(site, (0, 0))[0] <= older.sites.get(site, (0, 0))[0]:
                 break
             rising += 1
-        function = next(
-            (name for low, high, name in ranges.get(file, []) if low <= line <= high), None
-        )
         rows.append(
             {
                 "site": f"{file}:{line}",
-                "function": function,
+                "function": next(
+                    (name for low, high, name in ranges.get(file, []) if low <= line <= high),
+                    None,
+                ),
                 "live_bytes": size_bytes,
                 "live": units.size(size_bytes),
                 "blocks": blocks,
-                "growth_since_previous_bytes": size_bytes
-                - previous.sites.get((file, line), (0, 0))[0],
-                "growth_since_first_bytes": size_bytes - first.sites.get((file, line), (0, 0))[0],
+                "growth_since_start_bytes": grown(site),
+                "growth_since_previous_bytes": size_bytes - previous.sites.get(site, (0, 0))[0],
                 "rising_snapshots": rising,
             }
         )
     return {
+        "tracing": tracing,
+        "sorted_by": "growth_since_start_bytes",
         "snapshots": len(snapshots),
-        "interval_s": store.info.alloc_snapshot_s,
-        "covers_s": round((last.at_ns - first.at_ns) / 1e9, 1),
+        "tracing_started": units.timestamp(store.epoch_ns(baseline.at_ns)),
+        "covers_s": round((last.at_ns - baseline.at_ns) / 1e9, 1),
         "traced_bytes": last.traced_bytes,
         "traced": units.size(last.traced_bytes),
+        "traced_growth_bytes": last.traced_bytes - baseline.traced_bytes,
+        "snapshot_pause_ms": round(last.took_ns / 1e6, 1),
         "sites": rows,
     }
 
 
-def functions_alloc(store: Store, limit: int) -> JSON:
+def take_memory_sites(store: Store, limit: int) -> JSON:
+    """A snapshot now (when tracing), then the answer of ``memory_sites``."""
     check_limit(limit)
-    if not store.info.collectors.get("alloc"):
-        return _not_recorded("functions", ALLOC_OFF)
-    stats = store.functions.snapshot(store.now_ns())
-    measured = [s for s in stats if s.totals.memory.calls or s.totals.memory.self_allocated]
-    attributed = sum(s.totals.memory.self_allocated for s in stats)
-    measured.sort(
-        key=lambda s: (s.totals.memory.self_allocated, s.totals.memory.allocated), reverse=True
-    )
-    return {
-        "recorded": True,
-        "sorted_by": "self_allocated_bytes",
-        "total_functions": len(measured),
-        "shown": min(limit, len(measured)),
-        "attributed_allocated_bytes": attributed,
-        "unattributed_allocated_bytes": store.memory.unattributed_allocated,
-        "unattributed_freed_bytes": store.memory.unattributed_freed,
-        "functions": [_alloc_row(s, store, attributed) for s in measured[:limit]],
-        "live_memory": _sites(store, limit),
-    }
+    store.memory.take_snapshot()
+    return memory_sites(store, limit)
 
 
-def function_alloc_logs(store: Store, function_name: str, limit: int) -> JSON:
-    check_limit(limit)
-    if not store.info.collectors.get("alloc"):
-        return _not_recorded("logs", ALLOC_OFF)
-    chosen, calls = _chosen_function(store, function_name, store.functions.log_limit)
-    recent = _newest([record for record in calls if record.memory is not None], limit)
-    logs = []
-    for record in recent:
-        assert record.memory is not None
-        row = _log_row(record, store)
-        row.update(
-            allocated_bytes=record.memory.allocated,
-            freed_bytes=record.memory.freed,
-            retained_bytes=record.memory.net,
-            peak_bytes=record.memory.peak,
-            allocated=units.size(record.memory.allocated),
+def trace_memory(store: Store, on: bool) -> JSON:
+    """Start or stop tracing live memory by site."""
+    if on:
+        started = store.memory.start_tracing()
+        note = (
+            "tracing started; call memory_sites later to see which sites grew since now"
+            if started
+            else "already tracing (started earlier, or by the program itself)"
         )
-        logs.append(row)
-    return {
-        "function": {"id": chosen.id, "name": chosen.name, "location": chosen.location},
-        "order": "newest_first",
-        "logs": logs,
-    }
+    else:
+        stopped = store.memory.stop_tracing()
+        note = (
+            "tracing stopped; memory_sites keeps answering from the last snapshot"
+            if stopped
+            else "hotpath was not tracing (tracing the program started itself is left on)"
+        )
+    return {"tracing": store.memory.tracing(), "note": note}
 
 
 def _rate(stamps: list[int], count: int, since_ns: int | None, now: int) -> tuple[float, float]:
@@ -551,7 +606,7 @@ def stream_logs(store: Store, stream_name: str, limit: int) -> JSON:
     }
 
 
-def _thread_row(figures: ThreadFigures) -> JSON:
+def _thread_row(figures: ThreadFigures, counted: Allocations | None) -> JSON:
     return {
         "os_thread_id": figures.native_id,
         "name": figures.name,
@@ -563,13 +618,8 @@ def _thread_row(figures: ThreadFigures) -> JSON:
         "cpu_percent": round(figures.cpu_percent, 1),
         "cpu_percent_max": round(figures.cpu_percent_max, 1),
         "cpu_percent_avg": round(figures.cpu_percent_avg, 1),
-        "allocated_bytes": figures.allocated_bytes,
-        "freed_bytes": figures.freed_bytes,
-        "net_bytes": (
-            figures.allocated_bytes - figures.freed_bytes
-            if figures.allocated_bytes is not None and figures.freed_bytes is not None
-            else None
-        ),
+        "allocations": counted.count if counted is not None else None,
+        "allocated_bytes": counted.bytes if counted is not None else None,
     }
 
 
@@ -577,6 +627,9 @@ def threads(store: Store, limit: int) -> JSON:
     check_limit(limit)
     reading = store.threads.read()
     process = reading.process
+    counted = store.functions.thread_allocations()  # with --alloc: live, and recently ended
+    live = {t.native_id: t.allocations for t in counted if t.alive}
+    final = {t.native_id: t.allocations for t in counted if not t.alive}
     alive = sorted(reading.alive, key=lambda f: (f.cpu_percent, f.cpu_s), reverse=True)
     ended = sorted(reading.ended, key=lambda f: f.cpu_s, reverse=True)
     return {
@@ -595,8 +648,10 @@ def threads(store: Store, limit: int) -> JSON:
             "open_fds": process.open_fds,
         },
         "total_threads": len(alive),
-        "threads": [_thread_row(f) for f in alive[:limit]],
-        "ended_threads": [_thread_row(f) for f in ended[:limit]],
+        "threads": [_thread_row(f, live.get(f.native_id)) for f in alive[:limit]],
+        "ended_threads": [
+            _thread_row(f, final.get(f.native_id, live.get(f.native_id))) for f in ended[:limit]
+        ],
     }
 
 

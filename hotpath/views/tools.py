@@ -47,12 +47,31 @@ DESCRIPTIONS: dict[str, str] = {
         f"(HOTPATH_LOGS_LIMIT). {LIMIT_DOC}"
     ),
     "functions_alloc": (
-        "Memory allocated per function, measured with tracemalloc. Needs hotpath run --alloc "
-        f"(or HOTPATH_ALLOC=1); without it the answer says how to turn it on. {LIMIT_DOC}"
+        "Allocations per function, counted exactly by allocator hooks, sorted by "
+        "self_allocated_bytes (made by the function itself, not by profiled functions it "
+        "called). allocations / allocated_bytes include callees, recursion counted once; "
+        "avg_* and percentiles_allocated_bytes are per finished call. A count is a request "
+        "to Python's allocator (objects reused from free lists, e.g. small tuples and floats, "
+        "make none); bytes are bytes requested. Frees are not counted (a free does not say its "
+        "size): for what stays alive use memory_sites. Needs hotpath run --alloc (or "
+        f"HOTPATH_ALLOC=1); without it the answer says how to turn it on. {LIMIT_DOC}"
     ),
     "function_alloc_logs": (
-        "The most recent calls of one function with the memory each allocated. Needs --alloc. "
-        f"function_name {NAME_DOC}. {LIMIT_DOC}"
+        "The most recent finished calls of one function with the allocations each made "
+        f"(callees included). Needs --alloc. function_name {NAME_DOC}. {LIMIT_DOC}"
+    ),
+    "trace_memory": (
+        "Start (on=true) or stop (on=false) tracing live memory by allocation site with "
+        "tracemalloc, for leak hunting: what is still alive, and which lines keep adding to "
+        "it. The program runs 3-7x slower while tracing. Starting takes the baseline that "
+        "memory_sites measures growth from."
+    ),
+    "memory_sites": (
+        "Live memory by allocation site (file:line, and the profiled function it lies in) from "
+        "a tracemalloc snapshot taken now, sorted by growth since tracing started; "
+        "rising_snapshots counts consecutive snapshots in which a site grew. Needs tracing "
+        "(trace_memory, or hotpath run --alloc-sites). A snapshot pauses the program about "
+        f"0.3 s per million live blocks (snapshot_pause_ms says). {LIMIT_DOC}"
     ),
     "channels": (
         "Queues used as channels between tasks or threads (asyncio.Queue and its Priority/Lifo "
@@ -138,6 +157,12 @@ def build_app(store: Store) -> Any:
     async def function_alloc_logs(function_name: str, limit: int = 10) -> dict[str, Any]:
         return answer(lambda: shapes.function_alloc_logs(store, function_name, limit))
 
+    async def trace_memory(on: bool = True) -> dict[str, Any]:
+        return answer(lambda: shapes.trace_memory(store, on))
+
+    async def memory_sites(limit: int = 10) -> dict[str, Any]:
+        return answer(lambda: shapes.take_memory_sites(store, limit))
+
     async def channels(limit: int = 10) -> dict[str, Any]:
         return answer(lambda: shapes.channels(store, limit))
 
@@ -171,6 +196,8 @@ def build_app(store: Store) -> Any:
         function_timing_logs,
         functions_alloc,
         function_alloc_logs,
+        trace_memory,
+        memory_sites,
         channels,
         channel_logs,
         futures,
