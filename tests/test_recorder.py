@@ -5,6 +5,7 @@ tool id taken away, Python running inside a callback, reads from other threads."
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import sys
@@ -154,11 +155,16 @@ def test_generators_closed_early_or_dropped_end_or_stay_bounded(timed: Start) ->
     gc.collect()
     row = stats()["countdown"]
     assert row.calls == 2
-    # 3.12 reports both ends (GeneratorExit); 3.13.0 sends no event for a suspended
-    # generator that is closed or collected, so those stay started but not finished.
-    assert row.totals.completed + row.running == 2
     if sys.version_info < (3, 13):
+        # 3.12 reports both ends (GeneratorExit).
         assert row.totals.error_types["GeneratorExit"] == 2
+        assert row.totals.completed == 2 and row.running == 0
+        return
+    # 3.13 sends no event for a suspended generator that is closed or collected: those stay
+    # started but not finished. The compiled recorder sees that they ended (not running);
+    # the Python one cannot, and counts them as running until they are evicted.
+    assert row.totals.completed == 0
+    assert row.running == (2 if RECORDER == "python" else 0)
 
 
 def test_open_generator_calls_are_capped(timed: Start) -> None:
@@ -244,6 +250,82 @@ def test_calls_in_progress_count_up_to_now(timed: Start) -> None:
     assert (row.running, row.totals.completed) == (1, 0)
     assert row.running_ns > 0
     assert stats()["look"].running == 0
+
+
+def test_percentiles_of_few_calls_are_exact(timed: Start) -> None:
+    recorder, _, stats = timed()
+    countdown_total(3)  # one call
+    for i in range(10):
+        outer(i)  # ten calls, and 45 of work inside them: past the exact ones
+    rows = stats()
+    one, ten, many = rows["countdown_total"], rows["outer"], rows["work"]
+    assert (one.totals.completed, ten.totals.completed, many.totals.completed) == (1, 10, 45)
+    assert set(one.percentiles_ns((50.0, 95.0, 99.0)).values()) == {float(one.totals.max_ns)}
+    durations = sorted(call.duration_ns for call in recorder.recent_calls(ten.info, 100))
+    assert ten.percentiles_ns((50.0, 90.0, 100.0)) == {
+        50.0: durations[4],
+        90.0: durations[8],
+        100.0: durations[9],
+    }
+    # From the histogram, within the calls' range.
+    spread = many.percentiles_ns((50.0, 99.0))
+    assert many.totals.min_ns <= spread[50.0] <= spread[99.0] <= many.totals.max_ns
+
+
+def countdown_total(n: int) -> int:
+    return sum(countdown(n))
+
+
+def test_a_sleeping_coroutine_counts_its_time_so_far(timed: Start) -> None:
+    """Read while it runs: total so far for the suspended coroutine, its own time for the
+    plain call busy inside the caller, which gets none of it as self time."""
+    _, table, stats = timed()
+    seen: dict[str, FunctionStats] = {}
+
+    def busy(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    def caller() -> None:
+        busy(0.2)
+        seen.update(
+            {s.info.qualname.split(".")[-1]: s for s in table.snapshot(time.perf_counter_ns())}
+        )
+
+    async def sleeper() -> None:
+        await asyncio.sleep(0.6)
+
+    async def main() -> None:
+        task = asyncio.create_task(sleeper())
+        await asyncio.sleep(0.3)
+        caller()
+        await task
+
+    asyncio.run(main())
+    sleeping, outer = seen["sleeper"], seen["caller"]
+    assert sleeping.running == 1 and sleeping.totals.completed == 0
+    assert 0.45e9 < sleeping.total_ns < 0.7e9  # 0.3 s asleep, then 0.2 s busy in caller
+    assert sleeping.active_ns < 0.05e9  # suspended nearly all along
+    assert outer.running == 1 and 0.2e9 <= outer.total_ns < 0.3e9
+    assert outer.self_ns < 0.05e9  # its time so far is busy's, a callee that finished
+    rows = stats()
+    assert rows["sleeper"].running == 0 and rows["sleeper"].totals.completed == 1
+
+
+def test_a_generator_dropped_while_suspended_stops_counting(timed: Start) -> None:
+    _, table, stats = timed()
+    lazy = countdown(5)
+    next(lazy)
+    del lazy  # suspended outside any try: Python 3.13 sends no event for it
+    gc.collect()
+    time.sleep(0.05)
+    [row] = [s for s in table.snapshot(time.perf_counter_ns()) if s.info.qualname == "countdown"]
+    if RECORDER == "python" and sys.version_info >= (3, 13):
+        pytest.xfail("Python gives no way from a frame to its generator before 3.14")
+    assert row.running == 0
+    assert row.total_ns < 0.04e9
+    stats()
 
 
 def test_deep_recursion_to_the_limit_reaches_the_program_unchanged(timed: Start) -> None:

@@ -17,7 +17,8 @@
  *                 insertion-ordered list beside it names the oldest.
  *   threads       doubly linked list of ThreadRec, one per thread that fired an event.
  *   tss           thread-specific storage: the calling thread's ThreadRec.
- * Function        totals of finished calls (count, sums, min, max), a log-bucketed histogram
+ * Function        totals of finished calls (count, sums, min, max), the first EXACT_CALLS
+ *                 durations (exact percentiles while there are no more), a log-bucketed histogram
  *                 (32 buckets per doubling, pages of 32 counters allocated per octave on first
  *                 use), error counts by exception type (a dict replaced, never mutated), and a
  *                 ring of the last log_limit calls.
@@ -91,6 +92,7 @@
 #define OCTAVES 64
 #define CELLS 1024    /* histogram: the mantissa's top 10 bits index the sub-bucket table */
 #define FRAME_WALK 64 /* frames searched for the one an event is about */
+#define EXACT_CALLS 16 /* durations kept as they are, for exact percentiles of few calls */
 #define ENDED_THREADS 100 /* ended threads whose allocation totals are kept (store/threads.py) */
 
 /* See the invariants: hotpath's own C memory, out of sight of tracemalloc. */
@@ -159,6 +161,7 @@ typedef struct Function {
     int async_gen;
     int64_t completed, all_ns, total_ns, child_ns, active_ns, starts, errors;
     int64_t min_ns, max_ns;
+    int64_t first[EXACT_CALLS]; /* the first calls' durations: exact percentiles until full */
     Histogram durations;
     /* Allocations (when counted): every call's own sum (all), outermost calls only (total:
        recursion counted once), credited by callees (child); bytes per call. */
@@ -177,6 +180,7 @@ typedef struct Activation {
     int in_map, on_stack;
     int64_t start_ns, active_ns, child_ns, polls;
     Allocs allocs, child_allocs; /* summed over its segments */
+    PyObject *generator;   /* a weak reference to its generator (strong), or NULL */
     PyObject *watcher;     /* asyncio task progress (strong), or NULL */
     PyObject *stream;      /* async generator stream (strong), or NULL */
     PyObject *error;       /* type name it ended with (strong), or NULL */
@@ -222,7 +226,7 @@ typedef struct Recorder {
     PyTypeObject *guard_type;
     /* Interned names: looking them up makes no string per event. */
     PyObject *s_task_started, *s_stream_opened, *s_stream_yielded, *s_stream_ended;
-    PyObject *s_active_ns, *s_polls;
+    PyObject *s_active_ns, *s_polls, *s_gi_suspended, *s_cr_suspended, *s_ag_suspended;
     Py_ssize_t code_index;
     uintptr_t tag;
     Py_ssize_t log_limit;
@@ -561,7 +565,9 @@ static void
 act_free(Activation *act)
 {
     PyObject *watcher = act->watcher, *stream = act->stream, *error = act->error;
+    PyObject *generator = act->generator;
     hp_free(act);
+    Py_XDECREF(generator);
     Py_XDECREF(watcher);
     Py_XDECREF(stream);
     Py_XDECREF(error);
@@ -634,6 +640,76 @@ act_map(Recorder *r, Activation *act)
     }
     r->newest = act;
     return 0;
+}
+
+/* Whether its generator ended without an event: collected, or closed (3.13 sends no event
+   for a generator suspended outside any try that is closed or collected). Unknown: no. Runs
+   no Python code: a weak reference and a C getter (gi_suspended and its kin). */
+static int
+act_ended(Recorder *r, const Activation *act)
+{
+    if (act->generator == NULL || act->on_stack) {
+        return 0;
+    }
+    PyObject *generator = NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyWeakref_GetRef(act->generator, &generator) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+#else
+    generator = Py_NewRef(PyWeakref_GetObject(act->generator));
+    if (generator == Py_None) {
+        Py_CLEAR(generator);
+    }
+#endif
+    if (generator == NULL) {
+        return 1;
+    }
+    PyObject *name = act->fn->coroutine  ? r->s_cr_suspended
+                     : act->fn->async_gen ? r->s_ag_suspended
+                                          : r->s_gi_suspended;
+    PyObject *suspended = PyObject_GetAttr(generator, name);
+    /* Alive, so referenced elsewhere too: this cannot be its last reference. */
+    Py_DECREF(generator);
+    if (suspended == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int ended = suspended == Py_False;
+    Py_DECREF(suspended);
+    return ended;
+}
+
+/* Activations whose generator ended unseen leave the map: their calls count as started and
+   never finished, and no longer as running. Unmapped first, released after: releasing drops
+   references (a task's), which may run Python code that reaches the map. */
+static void
+sweep_ended(Recorder *r)
+{
+    Py_ssize_t count = 0, capacity = 0;
+    Activation **ended = NULL;
+    for (Activation *act = r->oldest; act != NULL; act = act->newer) {
+        if (!act_ended(r, act)) {
+            continue;
+        }
+        if (count == capacity) {
+            capacity = capacity ? capacity * 2 : 64;
+            Activation **grown = hp_realloc(ended, (size_t)capacity * sizeof(Activation *));
+            if (grown == NULL) {
+                break; /* the rest wait for the next read */
+            }
+            ended = grown;
+        }
+        ended[count++] = act;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        act_unmap(r, ended[i]);
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        act_release(ended[i]);
+    }
+    hp_free(ended);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -999,6 +1075,9 @@ finish_call(Recorder *r, ThreadRec *t, Function *fn, int64_t duration, int64_t e
     if (duration > fn->max_ns) {
         fn->max_ns = duration;
     }
+    if (fn->completed < EXACT_CALLS) {
+        fn->first[fn->completed] = duration;
+    }
     fn->completed++;
     fn->all_ns += duration;
     histogram_add(r, &fn->durations, duration);
@@ -1178,14 +1257,27 @@ resynchronise(Recorder *r, ThreadRec *t, PyObject *code, Function **found)
 /* Generators and coroutines.                                                               */
 
 static int
-open_activation(Recorder *r, ThreadRec *t, Function *fn, void *key, PyObject **raised)
+open_activation(Recorder *r, ThreadRec *t, Function *fn, PyFrameObject *frame,
+                PyObject **raised)
 {
     Activation *act = hp_calloc(1, sizeof(Activation));
     if (act == NULL) {
         return -1;
     }
+    void *key = frame;
     act->fn = fn;
     act->key = key;
+    /* A weak reference to the generator: 3.13 sends no event when one suspended outside any
+       try is closed or collected, and read() must not count it as running for ever. The
+       frame is this generator-like code's own, so it has a generator. */
+    PyObject *generator = PyFrame_GetGenerator(frame);
+    if (generator != NULL) {
+        act->generator = PyWeakref_NewRef(generator, NULL);
+        Py_DECREF(generator);
+    }
+    if (act->generator == NULL) {
+        PyErr_Clear(); /* then it counts as running until it ends or is evicted */
+    }
     act->start_ns = now_ns();
     fn->starts++;
     /* Not yet reachable by any other thread while the listener runs Python. */
@@ -1247,24 +1339,25 @@ resume(Recorder *r, ThreadRec *t, PyObject *code, int can_disable)
     if (t->identity == NULL && ensure_identity(r, t) < 0 && give_up(r) < 0) {
         return NULL;
     }
-    PyFrameObject *frame = frame_of(code);
-    void *key = frame;
-    Py_XDECREF(frame); /* only its address is kept: the generator holds the frame */
-    Activation *act = key != NULL ? map_get(&r->acts, key) : NULL;
+    PyFrameObject *frame = frame_of(code); /* the generator holds it: only its address stays */
+    Activation *act = frame != NULL ? map_get(&r->acts, frame) : NULL;
     PyObject *raised = NULL;
     if (act == NULL || act->fn->code != code) {
         Function *fn = lookup(r, code);
-        if (fn == NULL) {
-            return give_up(r) < 0 ? NULL : Py_NewRef(Py_None);
-        }
-        if (fn == REJECTED || key == NULL) {
+        if (fn == NULL || fn == REJECTED || frame == NULL) {
+            Py_XDECREF(frame);
+            if (fn == NULL) {
+                return give_up(r) < 0 ? NULL : Py_NewRef(Py_None);
+            }
             return Py_NewRef(can_disable && fn == REJECTED ? r->disable : Py_None);
         }
-        if (open_activation(r, t, fn, key, &raised) < 0) {
+        if (open_activation(r, t, fn, frame, &raised) < 0) {
             r->given_up++;
         }
+        Py_DECREF(frame);
         return finish_event(Py_NewRef(Py_None), raised);
     }
+    Py_XDECREF(frame);
     if (act->on_stack) {
         return Py_NewRef(Py_None); /* already running: an event we cannot place */
     }
@@ -1318,12 +1411,11 @@ start_call(Recorder *r, ThreadRec *t, PyObject *code, Function *fn)
     }
     if (fn->generator) {
         PyFrameObject *frame = frame_of(code);
-        void *key = frame;
-        Py_XDECREF(frame);
         PyObject *raised = NULL;
-        if (key != NULL && open_activation(r, t, fn, key, &raised) < 0) {
+        if (frame != NULL && open_activation(r, t, fn, frame, &raised) < 0) {
             r->given_up++;
         }
+        Py_XDECREF(frame);
         return finish_event(Py_NewRef(Py_None), raised);
     }
     if (push(t, fn, NULL) < 0) {
@@ -1494,7 +1586,11 @@ typedef struct {
     Function *fn;
     PyObject *info, *error_types; /* strong */
     int64_t completed, all_ns, total_ns, child_ns, active_ns, starts, errors, min_ns, max_ns;
-    int64_t running, running_ns;
+    int64_t first[EXACT_CALLS];
+    /* Calls in progress: how many, their inclusive time so far (outermost ones), their own
+       running time (plain calls: every one, as all_ns; generators: active), and the time of
+       profiled callees still running or finished inside them. */
+    int64_t running, running_ns, running_own_ns, running_child_ns;
     HistogramCopy durations, alloc_bytes;
     Allocs alloc_all, alloc_total, alloc_child;
 } FunctionCopy;
@@ -1553,6 +1649,7 @@ Recorder_read(Recorder *r, PyObject *arg)
     if (now == -1 && PyErr_Occurred()) {
         return NULL;
     }
+    sweep_ended(r);
     Py_ssize_t n = r->nfunctions;
     FunctionCopy *copies = hp_calloc((size_t)(n ? n : 1), sizeof(FunctionCopy));
     if (copies == NULL) {
@@ -1567,6 +1664,7 @@ Recorder_read(Recorder *r, PyObject *arg)
         c->info = Py_NewRef(fn->info);
         c->error_types = Py_XNewRef(fn->error_types);
         c->completed = fn->completed;
+        memcpy(c->first, fn->first, sizeof c->first);
         c->all_ns = fn->all_ns;
         c->total_ns = fn->total_ns;
         c->child_ns = fn->child_ns;
@@ -1584,28 +1682,60 @@ Recorder_read(Recorder *r, PyObject *arg)
             break;
         }
     }
-    /* Calls in progress: plain calls on the stacks; the outermost one of a function on each
-       thread counts its time so far (generators count from their starts). */
+    /* Calls in progress, counted up to now. On the stacks: plain calls (the outermost one of
+       a function on each thread gives its inclusive time), the running segments of
+       generators, and what each entry adds to its caller's child time. */
     for (ThreadRec *t = r->threads; t != NULL && !failed; t = t->next) {
         uint64_t mark = ++r->read_marks;
         for (Py_ssize_t d = 0; d < t->depth; d++) {
             Entry *e = &t->stack[d];
-            if (e->act != NULL || e->fn->index >= n) {
+            if (e->fn->index >= n) {
                 continue;
             }
             FunctionCopy *c = &copies[e->fn->index];
+            int64_t so_far = now - e->start_ns;
+            c->running_own_ns += so_far;
+            if (d > 0 && t->stack[d - 1].fn->index < n) {
+                copies[t->stack[d - 1].fn->index].running_child_ns += so_far;
+            }
+            if (e->act != NULL) {
+                continue; /* its activation is counted below */
+            }
             c->running++;
             if (e->fn->read_mark != mark) {
                 e->fn->read_mark = mark;
-                c->running_ns += now - e->start_ns;
+                c->running_ns += so_far;
             }
         }
+    }
+    /* Generators and coroutines started and not finished, from their starts. */
+    for (Activation *act = r->oldest; act != NULL && !failed; act = act->newer) {
+        if (act->fn->index >= n) {
+            continue;
+        }
+        FunctionCopy *c = &copies[act->fn->index];
+        c->running++;
+        c->running_ns += now - act->start_ns;
+        c->running_own_ns += act->active_ns;
+        c->running_child_ns += act->child_ns;
     }
     /* Phase two. */
     PyObject *result = failed ? NULL : PyList_New(n);
     for (Py_ssize_t i = 0; i < n && result != NULL; i++) {
         FunctionCopy *c = &copies[i];
         PyObject *buckets = buckets_dict(&c->durations);
+        PyObject *first = Py_NewRef(Py_None);
+        if (c->completed <= EXACT_CALLS) {
+            Py_SETREF(first, PyList_New((Py_ssize_t)c->completed));
+            for (Py_ssize_t k = 0; first != NULL && k < (Py_ssize_t)c->completed; k++) {
+                PyObject *value = PyLong_FromLongLong(c->first[k]);
+                if (value == NULL) {
+                    Py_CLEAR(first);
+                    break;
+                }
+                PyList_SET_ITEM(first, k, value);
+            }
+        }
         PyObject *allocs = NULL;
         if (!r->count_allocations) {
             allocs = Py_NewRef(Py_None);
@@ -1619,13 +1749,15 @@ Recorder_read(Recorder *r, PyObject *arg)
                 (unsigned long long)c->alloc_child.bytes, alloc_buckets);
             Py_XDECREF(alloc_buckets);
         }
-        PyObject *row = buckets == NULL || allocs == NULL ? NULL : Py_BuildValue(
-            "(OLLLLLLLLLOOLLO)", c->info, (long long)c->completed, (long long)c->all_ns,
-            (long long)c->total_ns, (long long)c->child_ns, (long long)c->active_ns, (long long)c->starts,
-            (long long)c->errors, (long long)c->min_ns, (long long)c->max_ns,
-            c->error_types != NULL ? c->error_types : Py_None, buckets,
-            (long long)c->running, (long long)c->running_ns, allocs);
+        PyObject *row = buckets == NULL || first == NULL || allocs == NULL ? NULL : Py_BuildValue(
+            "(OLLLLLLLLLOOO(LLLL)O)", c->info, (long long)c->completed, (long long)c->all_ns,
+            (long long)c->total_ns, (long long)c->child_ns, (long long)c->active_ns,
+            (long long)c->starts, (long long)c->errors, (long long)c->min_ns,
+            (long long)c->max_ns, c->error_types != NULL ? c->error_types : Py_None, buckets,
+            first, (long long)c->running, (long long)c->running_ns, (long long)c->running_own_ns,
+            (long long)c->running_child_ns, allocs);
         Py_XDECREF(buckets);
+        Py_XDECREF(first);
         Py_XDECREF(allocs);
         if (row == NULL) {
             Py_CLEAR(result);
@@ -1950,9 +2082,13 @@ Recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     r->s_stream_ended = PyUnicode_InternFromString("stream_ended");
     r->s_active_ns = PyUnicode_InternFromString("active_ns");
     r->s_polls = PyUnicode_InternFromString("polls");
+    r->s_gi_suspended = PyUnicode_InternFromString("gi_suspended");
+    r->s_cr_suspended = PyUnicode_InternFromString("cr_suspended");
+    r->s_ag_suspended = PyUnicode_InternFromString("ag_suspended");
     if (r->guard_key == NULL || r->s_task_started == NULL || r->s_stream_opened == NULL ||
         r->s_stream_yielded == NULL || r->s_stream_ended == NULL || r->s_active_ns == NULL ||
-        r->s_polls == NULL) {
+        r->s_polls == NULL || r->s_gi_suspended == NULL || r->s_cr_suspended == NULL ||
+        r->s_ag_suspended == NULL) {
         Py_DECREF(r);
         return NULL;
     }
@@ -2031,6 +2167,9 @@ Recorder_dealloc(Recorder *r)
     Py_XDECREF(r->s_stream_ended);
     Py_XDECREF(r->s_active_ns);
     Py_XDECREF(r->s_polls);
+    Py_XDECREF(r->s_gi_suspended);
+    Py_XDECREF(r->s_cr_suspended);
+    Py_XDECREF(r->s_ag_suspended);
     Py_XDECREF(r->guard_type);
     type->tp_free((PyObject *)r);
     Py_DECREF(type);
@@ -2045,8 +2184,9 @@ static PyMethodDef Recorder_methods[] = {
     {"on_yield", (PyCFunction)(void (*)(void))on_yield, METH_FASTCALL, "PY_YIELD callback."},
     {"read", (PyCFunction)Recorder_read, METH_O,
      "read(now_ns) -> one tuple per function: (info, completed, all_ns, total_ns, child_ns, "
-     "active_ns, starts, errors, min_ns, max_ns, error_types, buckets, running, running_ns, "
-     "allocations), allocations None or (all count, all bytes, total count, total bytes, "
+     "active_ns, starts, errors, min_ns, max_ns, error_types, buckets, durations of the first "
+     "calls (while there are at most 16, else None), (running, running_ns, "
+     "running_own_ns, running_child_ns), allocations), allocations None or (all count, all bytes, total count, total bytes, "
      "child count, child bytes, bytes-per-call buckets)."},
     {"recent", (PyCFunction)(void (*)(void))Recorder_recent, METH_FASTCALL,
      "recent(info, limit) -> the newest calls, oldest first."},

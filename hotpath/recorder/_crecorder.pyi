@@ -44,8 +44,8 @@ class Recorder:
             int,  # max_ns
             dict[str, int] | None,  # error types
             dict[int, int],  # histogram buckets
-            int,  # running
-            int,  # running_ns
+            list[int] | None,  # the durations, while there are at most 16
+            tuple[int, int, int, int],  # running, running_ns, running_own_ns, running_child_ns
             # allocations: every call's count and bytes, outermost calls', callees', and the
             # bytes-per-call histogram; None unless counting
             tuple[int, int, int, int, int, int, dict[int, int]] | None,

@@ -99,8 +99,8 @@ class CompiledRecorder:
             max_ns,
             error_types,
             buckets,
-            running,
-            running_ns,
+            first,
+            (running, running_ns, running_own_ns, running_child_ns),
             counted,
         ) in self._core.read(now_ns):
             totals = Totals(
@@ -116,9 +116,8 @@ class CompiledRecorder:
                 errors=errors,
                 error_types=Counter(error_types or {}),
                 buckets=Counter(buckets),
+                first=first,
             )
-            if info.kind != "function":
-                running = starts - completed
             allocations = None
             if counted is not None:
                 every_n, every_b, total_n, total_b, child_n, child_b, per_call = counted
@@ -128,7 +127,11 @@ class CompiledRecorder:
                     Allocations(child_n, child_b),
                     Counter(per_call),
                 )
-            stats.append(FunctionStats(info, totals, running, running_ns, allocations))
+            stats.append(
+                FunctionStats(
+                    info, totals, running, running_ns, running_own_ns, running_child_ns, allocations
+                )
+            )
         return stats
 
     def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]:

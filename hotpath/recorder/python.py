@@ -215,18 +215,22 @@ class PythonRecorder:
     def read(self, now_ns: int) -> list[FunctionStats]:
         with self.lock:
             self._fold_retired_threads()
-            running: Counter[int] = Counter()
-            running_ns: Counter[int] = Counter()
+            in_flight = InFlight()
             for state in self._threads.values():
-                _count_in_flight(state, now_ns, running, running_ns)
-            stats = []
-            for info in list(self._infos.values()):
-                totals = self._totals(info)
-                in_flight = running[info.id]
-                if info.kind != "function":
-                    in_flight = totals.starts - totals.completed
-                stats.append(FunctionStats(info, totals, in_flight, running_ns[info.id]))
-            return stats
+                in_flight.add_stack(state.stack[:], now_ns)
+            # A C-level copy: the callbacks change the dict without the lock.
+            in_flight.add_activations(list(self._activations.values()), now_ns)
+            return [
+                FunctionStats(
+                    info,
+                    self._totals(info),
+                    in_flight.running[info.id],
+                    in_flight.total_ns[info.id],
+                    in_flight.own_ns[info.id],
+                    in_flight.child_ns[info.id],
+                )
+                for info in list(self._infos.values())
+            ]
 
     def recent_calls(self, info: FunctionInfo, limit: int) -> list[CallRecord]:
         with self.lock:
@@ -567,19 +571,42 @@ class PythonRecorder:
         }
 
 
-def _count_in_flight(
-    state: ThreadState, now_ns: int, running: Counter[int], running_ns: Counter[int]
-) -> None:
-    stack = state.stack[:]
-    outermost: set[int] = set()
-    for index in range(0, len(stack) - 1, 2):
-        entry = stack[index]
-        if not isinstance(entry, ThreadRecord):
-            continue  # generator activations are counted from their starts
-        started = stack[index + 1]
-        assert isinstance(started, int)
-        function_id = entry.info.id
-        running[function_id] += 1
-        if function_id not in outermost:
-            outermost.add(function_id)
-            running_ns[function_id] += now_ns - started
+class InFlight:
+    """Calls in progress, counted up to now, as the compiled recorder's read() counts them."""
+
+    def __init__(self) -> None:
+        self.running: Counter[int] = Counter()
+        self.total_ns: Counter[int] = Counter()  # inclusive, the outermost call per thread
+        self.own_ns: Counter[int] = Counter()  # every call's own running time (as all_ns)
+        self.child_ns: Counter[int] = Counter()  # profiled callees' time inside them
+
+    def add_stack(self, stack: list[object], now_ns: int) -> None:
+        outermost: set[int] = set()
+        caller: int | None = None
+        for index in range(0, len(stack) - 1, 2):
+            entry = stack[index]
+            started = stack[index + 1]
+            assert isinstance(entry, ThreadRecord | Activation) and isinstance(started, int)
+            function_id = entry.info.id
+            so_far = now_ns - started
+            self.own_ns[function_id] += so_far
+            if caller is not None:
+                self.child_ns[caller] += so_far
+            caller = function_id
+            if isinstance(entry, Activation):
+                continue  # counted with the open activations
+            self.running[function_id] += 1
+            if function_id not in outermost:
+                outermost.add(function_id)
+                self.total_ns[function_id] += so_far
+
+    def add_activations(self, activations: list[Activation], now_ns: int) -> None:
+        """Open generator calls, from their starts. One whose generator was collected without
+        an event (3.13 sends none) counts as running until it is evicted: Python gives no way
+        from a frame to its generator before 3.14. The compiled recorder can tell."""
+        for activation in activations:
+            function_id = activation.info.id
+            self.running[function_id] += 1
+            self.total_ns[function_id] += now_ns - activation.start_ns
+            self.own_ns[function_id] += activation.active_ns
+            self.child_ns[function_id] += activation.child_ns

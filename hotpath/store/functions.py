@@ -18,7 +18,11 @@ from types import CodeType
 from typing import Literal, Protocol
 
 from hotpath import stdlib
-from hotpath.store.histogram import add_buckets, percentiles
+from hotpath.store.histogram import add_buckets, exact_percentiles, percentiles
+
+# Durations kept as they are while a function has no more finished calls than this: its
+# percentiles are then exact (a single call's P50 is its duration), not a bucket's midpoint.
+EXACT_CALLS = 16
 
 FunctionKind = Literal["function", "generator", "coroutine", "async_generator"]
 Outcome = str | None  # None: returned; otherwise the exception type's name
@@ -123,6 +127,7 @@ class Totals:
     errors: int = 0
     error_types: Counter[str] = field(default_factory=Counter)
     buckets: Counter[int] = field(default_factory=Counter)
+    first: list[int] | None = field(default_factory=list)  # durations, while <= EXACT_CALLS
     batches: list[CallBatch] = field(default_factory=list)  # the newest calls, raw
 
     def add_calls(
@@ -140,6 +145,7 @@ class Totals:
         self.completed += len(durations)
         self.all_ns += sum(durations)
         add_buckets(self.buckets, durations)
+        self._keep_first(durations)
         self.errors += len(failed)
         self.error_types.update(failed.values())
         if self.log_limit:
@@ -163,7 +169,16 @@ class Totals:
         self.errors += other.errors
         self.error_types.update(other.error_types)
         self.buckets.update(other.buckets)
+        self._keep_first(other.first)
         self.batches.extend(other.batches)
+
+    def _keep_first(self, durations: list[int] | None) -> None:
+        if self.first is None:
+            return
+        if durations is None or self.completed > EXACT_CALLS:
+            self.first = None
+        else:
+            self.first = self.first + durations
 
     def compact(self) -> None:
         """Keep only the newest ``log_limit`` calls, whatever threads they came from."""
@@ -221,8 +236,10 @@ class FunctionStats:
 
     info: FunctionInfo
     totals: Totals
-    running: int  # calls in progress now (plain functions) or started and not finished
-    running_ns: int  # inclusive time so far of outermost calls still in progress
+    running: int  # calls in progress now: on a stack, or started and not finished
+    running_ns: int  # their inclusive time so far (the outermost ones)
+    running_own_ns: int = 0  # their own running time so far (as all_ns, or active_ns)
+    running_child_ns: int = 0  # time so far of profiled callees inside them
     allocations: AllocationTotals | None = None  # when the recorder counts them (--alloc)
 
     @property
@@ -237,15 +254,31 @@ class FunctionStats:
 
     @property
     def self_ns(self) -> int:
+        """Time in the function itself, calls in progress included up to now."""
         own = self.totals.all_ns if self.info.kind == "function" else self.totals.active_ns
-        return max(0, own - self.totals.child_ns)
+        child = self.totals.child_ns + self.running_child_ns
+        return max(0, own + self.running_own_ns - child)
+
+    @property
+    def active_ns(self) -> int:
+        """Generators and coroutines: time actually running, calls in progress included."""
+        return self.totals.active_ns + self.running_own_ns
 
     @property
     def avg_ns(self) -> float:
         return self.totals.all_ns / self.totals.completed if self.totals.completed else 0.0
 
     def percentiles_ns(self, quantiles: tuple[float, ...]) -> dict[float, float]:
-        return percentiles(self.totals.buckets, quantiles)
+        """Exact while there are few finished calls; then from the histogram, kept within
+        the calls' min and max (a bucket's midpoint may lie 1.1% beyond them)."""
+        totals = self.totals
+        if totals.first is not None and len(totals.first) == totals.completed:
+            return exact_percentiles(totals.first, quantiles)
+        low, high = totals.min_ns, totals.max_ns
+        return {
+            q: min(max(value, low), high)
+            for q, value in percentiles(totals.buckets, quantiles).items()
+        }
 
 
 class FunctionSource(Protocol):

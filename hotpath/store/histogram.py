@@ -40,6 +40,15 @@ def bucket_value(bucket: int) -> float:
     return float(2.0 ** ((bucket + 0.5) / STEPS))
 
 
+def exact_percentiles(values: list[int], quantiles: Iterable[float]) -> dict[float, float]:
+    """Nearest-rank percentiles of a few values kept as they are."""
+    ordered = sorted(values)
+    return {
+        q: float(ordered[max(1, math.ceil(q / 100.0 * len(ordered))) - 1]) if ordered else 0.0
+        for q in sorted(set(quantiles))
+    }
+
+
 def percentiles(buckets: Counter[int], quantiles: Iterable[float]) -> dict[float, float]:
     """Nearest-rank percentiles (``q`` in 0-100) from bucket counts."""
     total = sum(buckets.values())

@@ -60,7 +60,7 @@ def _function_row(stats: FunctionStats, store: Store, wall_ns: int) -> JSON:
         "error_types": dict(totals.error_types.most_common()),
         "total_ns": stats.total_ns,
         "self_ns": stats.self_ns,
-        "active_ns": totals.active_ns if generator_like else None,
+        "active_ns": stats.active_ns if generator_like else None,
         "avg_ns": round(stats.avg_ns) if finished else None,
         "min_ns": totals.min_ns if finished else None,
         "max_ns": totals.max_ns if finished else None,
