@@ -30,6 +30,7 @@ _VALUE_OPTIONS = {
     "--percentiles",
     "--limit",
     "--report",
+    "--sort",
     "--output",
     "-o",
     "--mcp-port",
@@ -71,6 +72,11 @@ def _run_parser() -> _Parser:
     )
     parser.add_argument("--limit", metavar="N", help="rows per table in the report (default 15)")
     parser.add_argument("--report", metavar="FORMAT", help="table (default), json or none")
+    parser.add_argument(
+        "--sort",
+        metavar="KEY",
+        help="order of the report's functions: self (default), total, calls, avg or p99",
+    )
     parser.add_argument("-o", "--output", metavar="FILE", help="also write the JSON report here")
     parser.add_argument(
         "--alloc",
@@ -133,6 +139,7 @@ def run(args: list[str]) -> None:
         percentiles=parsed.percentiles,
         limit=parsed.limit,
         report=parsed.report,
+        sort=parsed.sort,
         output=parsed.output,
         mcp=parsed.mcp,
         mcp_port=parsed.mcp_port,

@@ -11,6 +11,7 @@ from typing import Literal
 
 from hotpath.filters import GlobError, validate_glob
 from hotpath.recorder import Implementation, RecorderUnavailable, choose, compiled_unavailable
+from hotpath.store.functions import FUNCTION_SORTS, FunctionSort
 
 ReportFormat = Literal["table", "json", "none"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("table", "json", "none")
@@ -32,6 +33,7 @@ class Config:
     logs_limit: int = 100
     max_functions: int = 5_000
     report: ReportFormat = "table"
+    sort: FunctionSort = "self"
     output: str | None = None
     mcp: bool = True
     mcp_port: int = DEFAULT_MCP_PORT
@@ -124,6 +126,7 @@ class Options:
     percentiles: str | None = None
     limit: str | None = None
     report: str | None = None
+    sort: str | None = None
     output: str | None = None
     mcp: bool | None = None
     mcp_port: str | None = None
@@ -146,6 +149,9 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
     report = setting(options.report, "HOTPATH_REPORT") or "table"
     if report not in REPORT_FORMATS:
         raise ConfigError(f"report format {report!r} is not one of {', '.join(REPORT_FORMATS)}")
+    sort = setting(options.sort, "HOTPATH_SORT") or "self"
+    if sort not in FUNCTION_SORTS:
+        raise ConfigError(f"--sort {sort!r} is not one of {', '.join(FUNCTION_SORTS)}")
     output = setting(options.output, "HOTPATH_OUTPUT")
     port = setting(options.mcp_port, "HOTPATH_MCP_PORT")
     token = environ.get("HOTPATH_MCP_AUTH_TOKEN")
@@ -179,6 +185,7 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
             else defaults.max_functions
         ),
         report=report,
+        sort=sort,
         output=check_output(output) if output else None,
         mcp=mcp,
         # 0 asks the OS for a free port; the line printed at start-up names the one it gave.

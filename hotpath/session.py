@@ -64,6 +64,7 @@ class Session:
             },
             percentiles=config.percentiles,
             recorder=config.recorder,
+            sort=config.sort,
             recorder_fallback=config.recorder_fallback,
             alloc_unavailable=(
                 "this run uses the Python one "
@@ -81,6 +82,7 @@ class Session:
                 qualified_name(frame.f_code, frame, name), frame.f_code.co_filename
             ),
             root,
+            name,
         )
         self.tasks = TaskCollector(store.futures, function_filter.selects, name, root)
         self.timing = TimingCollector(
@@ -88,7 +90,7 @@ class Session:
             function_filter,
             name,
             config.recorder,
-            AsyncioListener(self.tasks, StreamCollector(store.streams, root)),
+            AsyncioListener(self.tasks, StreamCollector(store.streams, root, name)),
             count_allocations=config.alloc,
         )
         store.memory.attach(SiteTracer())

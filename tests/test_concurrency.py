@@ -156,3 +156,13 @@ def test_patched_queues_behave_exactly_as_unpatched_ones() -> None:
     assert actual.stdout == expected.stdout
     assert actual.stderr == expected.stderr  # the uncaught QueueFull's traceback too
     assert "shut down" in actual.stdout or not hasattr(__import__("queue").Queue, "shutdown")
+
+
+def test_messages_of_the_scripts_own_types_are_named_as_its_functions_are() -> None:
+    from hotpath.collectors.messages import describe
+
+    order = type("Order", (), {"__module__": "__main__"})()
+    assert describe(order, "app") == "<app.Order>"
+    assert describe([order, 3], "app") == "[<app.Order>, 3]"
+    kind = type(Path("x"))  # a library's type keeps its module's name
+    assert describe(Path("x"), "app") == f"<{kind.__module__}.{kind.__qualname__}>"

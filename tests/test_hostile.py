@@ -112,7 +112,7 @@ def test_a_forked_child_neither_reports_nor_serves(tmp_path: Path) -> None:
     result = run([sys.executable, "-m", "hotpath", "run", "--mcp-port", "0", "forking.py"], HOSTILE)
     assert result.returncode == 0
     assert result.stderr.count("[hotpath] MCP server on") <= 1  # a short program may end first
-    assert result.stderr.count("functions, by total time") == 1
+    assert result.stderr.count("functions, by self time") == 1
 
 
 def test_threads_still_running_at_exit_are_in_the_report(tmp_path: Path) -> None:
@@ -281,7 +281,7 @@ def test_a_signal_while_hotpath_writes_its_report_waits_for_the_report(signum: i
     _, err = program.communicate(timeout=60)
     assert program.returncode == -signum
     assert "Exception ignored" not in err and "KeyboardInterrupt" not in err
-    shown = re.search(r"functions, by total time \((\d+)/(\d+)\)", err)
+    shown = re.search(r"functions, by self time \((\d+)/(\d+)\)", err)
     assert shown is not None and shown[1] == shown[2] and int(shown[1]) > 3000  # every row
     assert err.rstrip().endswith("┘")  # and the table's end
 

@@ -117,7 +117,7 @@ def test_report_is_written_on_sigterm_and_the_exit_status_is_python_s(
         row["name"]: row for row in json.loads(output.read_text())["functions_timing"]["functions"]
     }
     assert names["service.Handler.process_request"]["calls"] == 20
-    assert "functions, by total time" in stderr
+    assert "functions, by self time" in stderr
 
 
 @pytest.mark.parametrize(

@@ -64,9 +64,22 @@ def test_functions_timing_reports_live_call_counts(service: int) -> None:
     assert json.loads(result.content[0].text) == result.structured_content
 
 
-def test_limit_keeps_the_top_rows_by_total_time(service: int) -> None:
-    rows = call(service, "functions_timing", limit=2).structured_content["functions"]
-    assert [row["name"] for row in rows] == ["service.<module>", "service.main"]
+def test_limit_keeps_the_top_rows_in_the_order_asked_for(service: int) -> None:
+    by_total = call(service, "functions_timing", limit=2, sort="total").structured_content
+    assert by_total["sorted_by"] == "total_ns"
+    assert [row["name"] for row in by_total["functions"]] == ["service.<module>", "service.main"]
+    by_calls = call(service, "functions_timing", limit=3, sort="calls").structured_content
+    calls = [row["calls"] for row in by_calls["functions"]]
+    assert calls == sorted(calls, reverse=True) and calls[0] == REQUESTS
+    default = call(service, "functions_timing", limit=50).structured_content
+    assert default["sorted_by"] == "self_ns"
+    own = [row["self_ns"] for row in default["functions"]]
+    assert own == sorted(own, reverse=True)
+    assert abs(sum(row["percent_self"] for row in default["functions"]) - 100) < 0.5
+    wrong = call(service, "functions_timing", sort="fastest")
+    assert wrong.is_error and "sort must be one of self, total, calls, avg, p99" in (
+        wrong.content[0].text
+    )
 
 
 def test_timing_logs_return_the_last_calls_newest_first(service: int) -> None:
@@ -201,7 +214,7 @@ def test_port_in_use_leaves_the_program_running_unchanged() -> None:
     assert program.rest() == "ready 2\nbye\n"
     stderr = program.rest("stderr")
     assert f"[hotpath] warning: MCP server not started on 127.0.0.1:{port}: port in use" in stderr
-    assert "functions, by total time" in stderr
+    assert "functions, by self time" in stderr
 
 
 def test_keep_serving_answers_after_the_program_ends() -> None:

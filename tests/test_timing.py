@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import FIXTURES, clean_env, functions_by_name, profile
+from support import FIXTURES, clean_env, functions_by_name, hotpath, profile
 
 from hotpath.recorder import compiled_unavailable
 
@@ -121,11 +121,43 @@ def test_calls_that_raise_are_counted_with_their_errors(report: Any) -> None:
     assert functions["calls.catches"]["errors"] == 0
 
 
-def test_report_lists_functions_sorted_by_total(report: Any) -> None:
-    totals = [row["total_ns"] for row in report["functions_timing"]["functions"]]
-    assert totals == sorted(totals, reverse=True)
+def test_report_lists_functions_sorted_by_self_time(report: Any) -> None:
+    section = report["functions_timing"]
+    assert section["sorted_by"] == "self_ns"
+    own = [row["self_ns"] for row in section["functions"]]
+    assert own == sorted(own, reverse=True)
+    assert section["all_self_ns"] == sum(own)
     main = functions_by_name(report)["calls.main"]
     assert 0 < main["percent_total"] <= 100
+    assert main["percent_self"] == round(100 * main["self_ns"] / sum(own), 2)
+
+
+def test_the_exit_table_shows_self_and_active_time_sorted_by_self() -> None:
+    result = hotpath("run", "--no-mcp", "concurrency.py", stdin="")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("functions, by self time"))
+    header = [cell.strip() for cell in lines[title + 2].strip("┃").split("┃")]
+    assert header[0] == "Function" and header[-4:] == ["Self", "Active", "Total", "% Self"]
+    rows = []
+    for line in lines[title + 4 :]:
+        if not line.startswith("│"):
+            break
+        rows.append([cell.strip() for cell in line.strip("│").split("│")])
+    shares = [float(row[-1].rstrip("%")) for row in rows]
+    assert shares == sorted(shares, reverse=True) and 99 <= sum(shares) <= 101
+    kinds = {row[0]: row[-3] for row in rows}
+    assert kinds["concurrency.feed"] == "-"  # a plain function has no active time
+    assert kinds["concurrency.consumer"] != "-"  # a coroutine has
+    assert any(line.startswith("Self: time in the function itself") for line in lines)
+    # The same order as --sort asks, and as the JSON report's rows.
+    by_calls = hotpath("run", "--no-mcp", "--sort", "calls", "concurrency.py", stdin="")
+    assert "functions, by calls" in by_calls.stderr
+    bad = hotpath("run", "--sort", "slowest", "concurrency.py")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "hotpath: --sort 'slowest' is not one of self, total, calls, avg, p99"
+    )
 
 
 @pytest.mark.skipif(compiled_unavailable() is not None, reason="the compiled recorder is not built")

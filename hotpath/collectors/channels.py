@@ -39,10 +39,11 @@ Selects = Callable[[FrameType], bool]
 class TrackedQueue:
     """hotpath's notes on one queue: which site it counts for, and its sends in flight."""
 
-    __slots__ = ("order", "pending", "pending_by_item", "site", "unmatched")
+    __slots__ = ("main_name", "order", "pending", "pending_by_item", "site", "unmatched")
 
-    def __init__(self, site: ChannelSite, order: str) -> None:
+    def __init__(self, site: ChannelSite, order: str, main_name: str) -> None:
         self.site = site
+        self.main_name = main_name
         self.order = order  # "fifo", "lifo" or "priority": how receives match sends
         self.pending: deque[int] = deque()  # send times of items in the queue
         self.pending_by_item: dict[int, deque[int]] = {}  # priority queues: by id(item)
@@ -62,7 +63,7 @@ class TrackedQueue:
                 self.pending_by_item.setdefault(id(item), deque()).append(now)
             else:
                 self.pending.append(now)
-            site.log.append(ChannelEvent(now, "send", describe(item), who(), None))
+            site.log.append(ChannelEvent(now, "send", describe(item, self.main_name), who(), None))
 
     def received(self, item: object) -> None:
         now = stdlib.perf_counter_ns()
@@ -74,7 +75,9 @@ class TrackedQueue:
             delay = now - sent_at if sent_at is not None else None
             if delay is not None:
                 site.delay.add(delay)
-            site.log.append(ChannelEvent(now, "receive", describe(item), who(), delay))
+            site.log.append(
+                ChannelEvent(now, "receive", describe(item, self.main_name), who(), delay)
+            )
 
     def _match(self, item: object) -> int | None:
         if self.order == "priority":
@@ -91,8 +94,9 @@ class TrackedQueue:
 
 
 class ChannelCollector:
-    def __init__(self, table: ChannelTable, selects: Selects, root: str) -> None:
+    def __init__(self, table: ChannelTable, selects: Selects, root: str, main_name: str) -> None:
         self.table = table
+        self.main_name = main_name
         self.selects = selects
         self.root = root
         self._patched: list[tuple[object, str, object]] = []
@@ -180,7 +184,7 @@ class ChannelCollector:
             site.capacities.add(getattr(instance, "maxsize", 0) or 0)
             site.instances.add(instance)
         weakref.finalize(instance, _collected, site)
-        setattr(instance, ATTRIBUTE, TrackedQueue(site, order))
+        setattr(instance, ATTRIBUTE, TrackedQueue(site, order, self.main_name))
 
 
 def _collected(site: ChannelSite) -> None:

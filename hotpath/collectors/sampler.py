@@ -91,15 +91,19 @@ class Sampler:
         table = self.store.threads
         alive: dict[int, ThreadFigures] = {}
         for thread in process.threads():
-            alive[thread.id] = self._figures(
-                table.previous(thread.id),
+            previous = table.previous(thread.id)
+            seen = alive[thread.id] = self._figures(
+                previous,
                 thread.id,
-                names.get(thread.id, f"native-{thread.id}"),
+                names.get(thread.id, previous.name if previous else f"native-{thread.id}"),
                 thread.id in own,
                 thread.user_time,
                 thread.system_time,
                 now,
             )
+            if thread.id not in names and seen.name != f"native-{thread.id}":
+                # threading has let it go and the OS has not yet: its Python work is done.
+                seen.status = "ending"
         with process.oneshot():
             cpu = process.cpu_times()
             memory = process.memory_info()

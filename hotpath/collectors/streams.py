@@ -12,9 +12,10 @@ from hotpath.store.streams import StreamInstance, StreamItem, StreamTable
 
 
 class StreamCollector:
-    def __init__(self, table: StreamTable, root: str) -> None:
+    def __init__(self, table: StreamTable, root: str, main_name: str) -> None:
         self.table = table
         self.root = root
+        self.main_name = main_name
 
     def opened(self, info: FunctionInfo) -> StreamInstance | None:
         stream = self.table.stream(
@@ -28,7 +29,7 @@ class StreamCollector:
 
     def yielded(self, instance: StreamInstance, item: object) -> None:
         now = stdlib.perf_counter_ns()
-        message = describe(item)
+        message = describe(item, self.main_name)
         previous, instance.last_item_ns = instance.last_item_ns, now
         gap = now - previous if previous is not None else None
         stream = instance.stream

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from hotpath import stdlib
 from hotpath.store.channels import ChannelTable
-from hotpath.store.functions import FunctionTable
+from hotpath.store.functions import FunctionSort, FunctionTable
 from hotpath.store.futures import FutureTable
 from hotpath.store.gauges import GaugeTable
 from hotpath.store.memory import MemoryTable
@@ -31,6 +31,7 @@ class RunInfo:
     percentiles: tuple[float, ...]
     sample_interval_s: float
     recorder: str = "c"  # "c" or "python": which implementation times the calls
+    sort: FunctionSort = "self"  # how function tables are sorted unless a tool says
     recorder_fallback: str | None = None  # why the Python one runs, when nobody asked for it
     alloc_unavailable: str | None = None  # why --alloc was asked for and cannot count
     pid: int = field(default_factory=os.getpid)

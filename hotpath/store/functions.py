@@ -25,6 +25,9 @@ from hotpath.store.histogram import add_buckets, exact_percentiles, percentiles
 EXACT_CALLS = 16
 
 FunctionKind = Literal["function", "generator", "coroutine", "async_generator"]
+# How function tables can be sorted (the report's --sort, the tools' ``sort``).
+FunctionSort = Literal["self", "total", "calls", "avg", "p99"]
+FUNCTION_SORTS: tuple[FunctionSort, ...] = ("self", "total", "calls", "avg", "p99")
 Outcome = str | None  # None: returned; otherwise the exception type's name
 
 
@@ -267,6 +270,22 @@ class FunctionStats:
     @property
     def avg_ns(self) -> float:
         return self.totals.all_ns / self.totals.completed if self.totals.completed else 0.0
+
+    def sort_key(self, sort: FunctionSort) -> tuple[float, int]:
+        """Larger first; ties by calls. Figures that do not exist yet (no finished call) last."""
+        if sort == "self":
+            figure: float = self.self_ns
+        elif sort == "total":
+            figure = self.total_ns
+        elif sort == "calls":
+            figure = self.calls
+        elif not self.totals.completed:
+            figure = -1.0
+        elif sort == "avg":
+            figure = self.avg_ns
+        else:
+            figure = self.percentiles_ns((99.0,))[99.0]
+        return figure, self.calls
 
     def percentiles_ns(self, quantiles: tuple[float, ...]) -> dict[float, float]:
         """Exact while there are few finished calls; then from the histogram, kept within

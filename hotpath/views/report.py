@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 from collections.abc import Sequence
 from typing import IO
 
@@ -12,11 +12,23 @@ from rich.table import Table
 from hotpath.views.shapes import JSON
 from hotpath.views.units import duration, size
 
+NAME_WIDTH = 48  # a longer name folds (at any character: names have no spaces to wrap at)
 
-def _table(title: str, headers: Sequence[str], rows: list[list[str]]) -> Table:
-    """The first column is a name that may fold; the others are figures, right-aligned."""
-    table = Table(title=title, title_justify="left", title_style="bold")
-    table.add_column(headers[0], overflow="fold", ratio=1)
+
+def _table(
+    title: str, headers: Sequence[str], rows: list[list[str]], caption: str | None = None
+) -> Table:
+    """The first column is a name, folded only when it cannot fit: it is given the width of
+    the longest name (up to NAME_WIDTH) before the figures, right-aligned, take theirs."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        caption=caption,
+        caption_justify="left",
+    )
+    longest = max((len(row[0]) for row in rows), default=len(headers[0]))
+    table.add_column(headers[0], overflow="fold", min_width=min(longest, NAME_WIDTH), ratio=1)
     for header in headers[1:]:
         table.add_column(header, justify="right", no_wrap=True)
     for row in rows:
@@ -24,26 +36,78 @@ def _table(title: str, headers: Sequence[str], rows: list[list[str]]) -> Table:
     return table
 
 
-def _functions(section: JSON, percentile_keys: list[str], limit: int) -> Table | str:
+SORT_TITLES = {
+    "self_ns": "self time",
+    "total_ns": "total time",
+    "calls": "calls",
+    "avg_ns": "average time",
+    "p99": "P99",
+}
+
+
+def _functions(section: JSON, percentile_keys: list[str], limit: int, width: int) -> Table | str:
     rows = section["functions"][:limit]
     if not rows:
         return "no profiled function was called (see --include / --exclude)"
-    headers = ["Function", "Calls", "Avg", *(k.upper() for k in percentile_keys), "Total"]
-    return _table(
-        f"functions, by total time ({len(rows)}/{section['total_functions']})",
-        [*headers, "% Total"],
+    percentiles = [k.upper() for k in percentile_keys]
+    headers = ["Function", "Calls", "Avg", *percentiles, "Self", "Active", "Total", "% Self"]
+    cells = [
         [
-            [
-                row["name"],
-                f"{row['calls']:,}",
-                row["avg"] or "-",
-                *(_duration_or_dash(row["percentiles_ns"][key]) for key in percentile_keys),
-                row["total"],
-                f"{row['percent_total']:.2f}%",
-            ]
-            for row in rows
-        ],
+            row["name"],
+            f"{row['calls']:,}",
+            row["avg"] or "-",
+            *(_duration_or_dash(row["percentiles_ns"][key]) for key in percentile_keys),
+            row["self"],
+            row["active"] or "-",
+            row["total"],
+            f"{row['percent_self']:.1f}%",
+        ]
+        for row in rows
+    ]
+    # What goes first when the terminal is too narrow: a column nobody in this table needs,
+    # then the average and the lower percentiles; Self and % Self always stay.
+    droppable = ["Active"] if all(row["active"] is None for row in rows) else []
+    droppable += ["Avg", *percentiles[:-1], "Active", percentiles[-1], "Calls", "Total"]
+    headers, cells, dropped = _fit(headers, cells, width, droppable)
+    caption = (
+        "Self: time in the function itself, not in profiled functions it called. % Self: its "
+        "share of the self time of all profiled functions. Total: callees included, each "
+        "concurrent call counted (it can pass the wall time). Active: time a generator or "
+        "coroutine ran, not suspended."
     )
+    if dropped:
+        caption += f" Left out for the width: {', '.join(dropped)} (--output has them all)."
+    return _table(
+        f"functions, by {SORT_TITLES[section['sorted_by']]} "
+        f"({len(rows)}/{section['total_functions']})",
+        headers,
+        cells,
+        caption=caption,
+    )
+
+
+def _fit(
+    headers: list[str], rows: list[list[str]], width: int, droppable: list[str]
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """Leave columns out, in ``droppable``'s order, until the table fits in ``width``."""
+
+    def needed() -> int:
+        name = min(max(len(row[0]) for row in rows), NAME_WIDTH)
+        figures = [
+            max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)
+        ]
+        return name + sum(figures[1:]) + 3 * len(headers) + 1
+
+    dropped: list[str] = []
+    for header in droppable:
+        if needed() <= width:
+            break
+        if header in headers:
+            index = headers.index(header)
+            headers = headers[:index] + headers[index + 1 :]
+            rows = [row[:index] + row[index + 1 :] for row in rows]
+            dropped.append(header)
+    return headers, rows, dropped
 
 
 def _allocations(section: JSON, limit: int) -> Table:
@@ -208,17 +272,27 @@ def _size_or_dash(count: float | None) -> str:
     return "-" if count is None else size(count)
 
 
+def _width(stream: IO[str]) -> int:
+    """The terminal's width; a pipe or a log file gets a wide report (rich would assume 80
+    columns and fold every name)."""
+    try:
+        if stream.isatty():
+            return max(os.get_terminal_size(stream.fileno()).columns, 60)
+    except (OSError, ValueError):
+        pass
+    return 160
+
+
 def render(report: JSON, stream: IO[str], limit: int) -> None:
     status = report["status"]
     collectors = [name for name, on in status["collectors"].items() if on]
-    # Reports often go to a pipe or a log file, where rich would assume 80 columns.
-    width = max(shutil.get_terminal_size((120, 24)).columns, 100)
+    width = _width(stream)
     console = Console(file=stream, highlight=False, width=width)
     console.print(
         f"[bold]\\[hotpath][/bold] {status['uptime']} | {', '.join(collectors)} "
         f"| {status['recorder']} recorder"
     )
-    console.print(_functions(report["functions_timing"], status["percentiles"], limit))
+    console.print(_functions(report["functions_timing"], status["percentiles"], limit, width))
     if report["functions_alloc"].get("recorded"):
         console.print(_allocations(report["functions_alloc"], limit))
     if report["memory_sites"]["sites"]:

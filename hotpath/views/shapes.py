@@ -13,10 +13,12 @@ from typing import Any
 from hotpath.store import Store
 from hotpath.store.channels import RECENT_KEPT, RECENT_WINDOW_NS, ChannelSite
 from hotpath.store.functions import (
+    FUNCTION_SORTS,
     Allocations,
     AllocationTotals,
     CallRecord,
     FunctionInfo,
+    FunctionSort,
     FunctionStats,
 )
 from hotpath.store.futures import FutureGroup, TaskRecord
@@ -29,6 +31,13 @@ from hotpath.views.lookup import find
 
 JSON = dict[str, Any]
 MAX_LIMIT = 10_000
+SORTED_BY: dict[FunctionSort, str] = {
+    "self": "self_ns",
+    "total": "total_ns",
+    "calls": "calls",
+    "avg": "avg_ns",
+    "p99": "p99",
+}
 
 
 class BadArgument(ValueError):
@@ -43,7 +52,7 @@ def check_limit(limit: int) -> int:
     return limit
 
 
-def _function_row(stats: FunctionStats, store: Store, wall_ns: int) -> JSON:
+def _function_row(stats: FunctionStats, store: Store, wall_ns: int, all_self_ns: int) -> JSON:
     info, totals = stats.info, stats.totals
     quantiles = store.info.percentiles
     generator_like = info.kind != "function"
@@ -68,26 +77,40 @@ def _function_row(stats: FunctionStats, store: Store, wall_ns: int) -> JSON:
             units.percentile_key(q): round(v) if finished else None
             for q, v in stats.percentiles_ns(quantiles).items()
         },
+        "percent_self": round(100.0 * stats.self_ns / all_self_ns, 2) if all_self_ns else 0.0,
         "percent_total": round(100.0 * stats.total_ns / wall_ns, 2) if wall_ns else 0.0,
         "total": units.duration(stats.total_ns),
+        "self": units.duration(stats.self_ns),
+        "active": units.duration(stats.active_ns) if generator_like else None,
         "avg": units.duration(stats.avg_ns) if finished else None,
     }
 
 
-def functions_timing(store: Store, limit: int) -> JSON:
+def check_sort(sort: str | None, store: Store) -> FunctionSort:
+    chosen = store.info.sort if sort is None else sort
+    for known in FUNCTION_SORTS:
+        if chosen == known:
+            return known
+    raise BadArgument(f"sort must be one of {', '.join(FUNCTION_SORTS)}, got {sort!r}")
+
+
+def functions_timing(store: Store, limit: int, sort: str | None = None) -> JSON:
     check_limit(limit)
+    order = check_sort(sort, store)
     wall_ns = store.wall_ns()
     stats = store.functions.snapshot(store.now_ns())
     called = [s for s in stats if s.calls]
-    called.sort(key=lambda s: (s.total_ns, s.calls), reverse=True)
+    called.sort(key=lambda s: s.sort_key(order), reverse=True)
+    all_self_ns = sum(s.self_ns for s in called)
     return {
         "wall_ns": wall_ns,
         "wall": units.duration(wall_ns),
-        "sorted_by": "total_ns",
+        "sorted_by": SORTED_BY[order],
+        "all_self_ns": all_self_ns,
         "total_functions": len(called),
         "shown": min(limit, len(called)),
         "dropped_functions": store.functions.dropped,
-        "functions": [_function_row(s, store, wall_ns) for s in called[:limit]],
+        "functions": [_function_row(s, store, wall_ns, all_self_ns) for s in called[:limit]],
     }
 
 

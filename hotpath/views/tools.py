@@ -32,13 +32,17 @@ DESCRIPTIONS: dict[str, str] = {
         "threads and gauges are known so far."
     ),
     "functions_timing": (
-        "Functions of the program sorted by total_ns: inclusive wall time (callees included, "
-        "recursive and overlapping calls in one thread counted once), including calls still "
-        "running. self_ns excludes time in other profiled functions it called. For generators "
+        "Functions of the program with their time, calls in progress included up to now. "
+        "self_ns: time in the function itself, not in other profiled functions it called "
+        "(where the time goes); total_ns: inclusive wall time, callees included, recursive "
+        "calls in one thread counted once (which calls are slow end to end). For generators "
         "and coroutines a call lasts from first start to final return, suspended time "
-        "included; active_ns is the time they actually ran. calls counts activations started; "
-        "avg_ns and percentiles_ns are per finished call; percent_total is total_ns as a "
-        f"share of the program's wall time. errors counts calls that raised. {LIMIT_DOC}"
+        "included; active_ns is the time they actually ran. calls counts calls started; "
+        "avg_ns and percentiles_ns are per finished call (null while none has finished). "
+        "percent_self: self_ns as a share of all profiled functions' self time; "
+        "percent_total: total_ns against the wall time (concurrent calls can pass 100%). "
+        "sort: self (default, unless HOTPATH_SORT says), total, calls, avg or p99. errors "
+        f"counts calls that raised. {LIMIT_DOC}"
     ),
     "function_timing_logs": (
         "The most recent finished calls of one function, newest first: timestamp (UTC), "
@@ -145,8 +149,8 @@ def build_app(store: Store) -> Any:
     async def profiler_status() -> dict[str, Any]:
         return answer(lambda: shapes.profiler_status(store))
 
-    async def functions_timing(limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.functions_timing(store, limit))
+    async def functions_timing(limit: int = 10, sort: str | None = None) -> dict[str, Any]:
+        return answer(lambda: shapes.functions_timing(store, limit, sort))
 
     async def function_timing_logs(function_name: str, limit: int = 10) -> dict[str, Any]:
         return answer(lambda: shapes.function_timing_logs(store, function_name, limit))
