@@ -69,6 +69,33 @@ def _library_dirs() -> tuple[str, ...]:
     return tuple(os.path.join(os.path.realpath(p), "") for p in paths if p)
 
 
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def is_installed(path: str) -> bool:
+    """Whether a folder holds installed code: the standard library, site-packages, the
+    interpreter's own, or any site-packages (another virtual environment's)."""
+    real = os.path.join(os.path.realpath(path), "")
+    return real.startswith(_library_dirs()) or any(
+        part in _INSTALLED_DIRS for part in real.split(os.sep)
+    )
+
+
+def project_root(folder: str) -> str:
+    """The project a folder lies in: the nearest folder up from it with a pyproject.toml,
+    setup.py, setup.cfg or .git, not above the home folder; else the folder itself."""
+    start = os.path.realpath(folder)
+    home = os.path.realpath(os.path.expanduser("~"))
+    current = start
+    while True:
+        if any(os.path.exists(os.path.join(current, marker)) for marker in PROJECT_MARKERS):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current or current == home:
+            return start
+        current = parent
+
+
 class FunctionFilter:
     """Selects functions by qualified-name globs, or by default the program's own source tree."""
 
@@ -77,8 +104,10 @@ class FunctionFilter:
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         roots: Sequence[str] = (),
+        roots_chosen: str = "",
     ) -> None:
         self.include = tuple(include)
+        self.roots_chosen = roots_chosen  # why the default filter times those folders
         self.exclude = tuple(exclude)
         self.roots = tuple(os.path.join(os.path.realpath(r), "") for r in roots)
         self._include = _compile(include)
@@ -122,11 +151,13 @@ class FunctionFilter:
                 self._real[folder] = real
         return os.path.join(real, name)
 
-    def describe(self) -> dict[str, list[str]]:
+    def describe(self) -> dict[str, list[str] | str | None]:
+        default = not self.include
         return {
             "include": list(self.include),
             "exclude": list(self.exclude),
-            "default_roots": [r.rstrip(os.sep) for r in self.roots] if not self.include else [],
+            "default_roots": [r.rstrip(os.sep) for r in self.roots] if default else [],
+            "default_roots_chosen": self.roots_chosen if default else None,
         }
 
 

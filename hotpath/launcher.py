@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from types import CodeType, ModuleType, TracebackType
 
+from hotpath.filters import is_installed, project_root
+
 
 class LaunchError(Exception):
     """The program cannot be started; the message is one line for the user."""
@@ -29,6 +31,7 @@ class Program:
     path0: str
     name: str  # how the main module is named in reports: `app`, or `pkg.mod`
     root: str  # the program's own tree, for the default filter
+    root_chosen: str  # why that tree, in words
 
 
 def prepare_script(path: str, args: list[str]) -> Program:
@@ -49,7 +52,8 @@ def prepare_script(path: str, args: list[str]) -> Program:
     except OSError as error:
         raise LaunchError(f"can't open file '{path}': {error.strerror}") from None
     module = _main_module(file, importlib.machinery.SourceFileLoader("__main__", file), None)
-    return Program(_compile(source, file), module, [path, *args], folder, name, folder)
+    code = _compile(source, file)
+    return Program(code, module, [path, *args], folder, name, folder, "the script's folder")
 
 
 def prepare_module(name: str, args: list[str]) -> Program:
@@ -76,8 +80,14 @@ def prepare_module(name: str, args: list[str]) -> Program:
     top = name.partition(".")[0]
     top_spec = importlib.util.find_spec(top) if top != name else spec
     root = _package_root(top_spec, spec.origin)
+    chosen = f"the folder of {top}, the module run with -m"
+    if is_installed(root):
+        # `-m pytest`, `-m black`, `-m uvicorn app:app`: the tool is installed code, and what
+        # a person wants timed is the project they run it on.
+        root = project_root(path0)
+        chosen = f"the project in the current folder, as {top} is installed code"
     module = _main_module(spec.origin, loader, spec)
-    return Program(code, module, [spec.origin, *args], path0, name, root)
+    return Program(code, module, [spec.origin, *args], path0, name, root, chosen)
 
 
 def _find_spec(name: str) -> importlib.machinery.ModuleSpec:

@@ -48,7 +48,9 @@ class Session:
     def __init__(self, config: Config, program: launcher.Program) -> None:
         self.config = config
         self.program = program
-        function_filter = FunctionFilter(config.include, config.exclude, roots=[program.root])
+        function_filter = FunctionFilter(
+            config.include, config.exclude, roots=[program.root], roots_chosen=program.root_chosen
+        )
         info = RunInfo(
             argv=program.argv,
             filters=function_filter.describe(),

@@ -6,9 +6,10 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from support import FIXTURES, ROOT, clean_env, hotpath, mentions_own_code, python
+from support import FIXTURES, ROOT, clean_env, functions_by_name, hotpath, mentions_own_code, python
 
 LAUNCHER = FIXTURES / "launcher"
 QUIET = ("run", "--no-mcp", "--report", "none")
@@ -217,3 +218,54 @@ def test_hotpath_help_lists_the_options_and_no_command_is_one_line() -> None:
     bare = hotpath()
     assert (bare.returncode, bare.stdout, bare.stderr.count("\n")) == (2, "", 1)
     assert bare.stderr.startswith("hotpath: no command given: hotpath run [options]")
+
+
+PROJECT = FIXTURES / "project"
+
+
+def test_an_installed_tool_run_with_dash_m_times_the_project_it_runs_on(tmp_path: Path) -> None:
+    output = tmp_path / "r.json"
+    result = hotpath(
+        "run",
+        "--no-mcp",
+        "--report",
+        "none",
+        "-o",
+        str(output),
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests",
+        cwd=PROJECT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(output.read_text())
+    rows = functions_by_name(report)
+    assert rows["mypkg.squares"]["calls"] == 2
+    assert rows["test_squares.test_squares"]["calls"] == 1
+    assert not any(name.startswith(("_pytest.", "pytest.", "pluggy.")) for name in rows)
+    filters = report["status"]["filters"]
+    assert filters["default_roots"] == [str(PROJECT.resolve())]
+    assert "the project in the current folder" in filters["default_roots_chosen"]
+
+
+def test_a_run_that_times_nothing_says_which_include_would_help(tmp_path: Path) -> None:
+    result = hotpath(
+        "run",
+        "--no-mcp",
+        "--include",
+        "nothing.*",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests",
+        cwd=PROJECT,
+    )
+    assert result.returncode == 0
+    note = " ".join(result.stderr.split())  # the table folds long lines
+    assert "no profiled function was called: no function matched --include nothing.*" in note
+    assert "Code ran from _pytest (" in note and "try --include '_pytest.*'" in note

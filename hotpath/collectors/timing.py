@@ -68,6 +68,7 @@ class TimingCollector:
         """The recorder asks this once per code object: timed (its identity), or not."""
         name = qualified_name(code, frame, self._main_name)
         if not self._filter.selects(name, code.co_filename):
+            self._table.note_declined(name)
             return None
         module = name.removesuffix(code.co_qualname).removesuffix(".")
         return self._table.add_function(name, module, code.co_qualname, code, _kind(code))

@@ -26,7 +26,7 @@ class RunInfo:
     """Facts about the profiled run, fixed when it starts."""
 
     argv: list[str]
-    filters: dict[str, list[str]]
+    filters: dict[str, list[str] | str | None]
     collectors: dict[str, bool]
     percentiles: tuple[float, ...]
     sample_interval_s: float

@@ -9,6 +9,7 @@ in-flight calls of every thread. When a thread ends, its records are merged into
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ from typing import Literal, Protocol
 
 from hotpath import stdlib
 from hotpath.store.histogram import add_buckets, exact_percentiles, percentiles
+
+MAX_DECLINED = 1_000  # packages counted by note_declined
+_NOT_SUGGESTED = frozenset({"hotpath", "hotpath_cli"})
 
 # Durations kept as they are while a function has no more finished calls than this: its
 # percentiles are then exact (a single call's P50 is its duration), not a bucket's midpoint.
@@ -322,10 +326,27 @@ class FunctionTable:
         self.max_functions = max_functions
         self.functions: list[FunctionInfo] = []
         self.dropped = 0  # functions the filter selected but the cap turned away
+        self.declined: Counter[str] = Counter()  # top-level package -> functions turned away
         self._source: FunctionSource | None = None
 
     def attach(self, source: FunctionSource) -> None:
         self._source = source
+
+    def note_declined(self, qualified_name: str) -> None:
+        """A function the filter turned away: counted by top-level package, so that a run
+        that timed nothing can say which ``--include`` would have helped. The standard
+        library and hotpath are not suggestions; the count is capped."""
+        top = qualified_name.partition(".")[0]
+        if top in _NOT_SUGGESTED or top in sys.stdlib_module_names or not top.isidentifier():
+            return
+        with self.lock:
+            if top in self.declined or len(self.declined) < MAX_DECLINED:
+                self.declined[top] += 1
+
+    def suggestions(self, count: int = 3) -> list[tuple[str, int]]:
+        """The packages whose functions the filter turned away most: (package, functions)."""
+        with self.lock:
+            return self.declined.most_common(count)
 
     def add_function(
         self,

@@ -48,7 +48,7 @@ SORT_TITLES = {
 def _functions(section: JSON, percentile_keys: list[str], limit: int, width: int) -> Table | str:
     rows = section["functions"][:limit]
     if not rows:
-        return "no profiled function was called (see --include / --exclude)"
+        return str(section.get("note", "no profiled function was called"))
     percentiles = [k.upper() for k in percentile_keys]
     headers = ["Function", "Calls", "Avg", *percentiles, "Self", "Active", "Total", "% Self"]
     cells = [

@@ -102,7 +102,7 @@ def functions_timing(store: Store, limit: int, sort: str | None = None) -> JSON:
     called = [s for s in stats if s.calls]
     called.sort(key=lambda s: s.sort_key(order), reverse=True)
     all_self_ns = sum(s.self_ns for s in called)
-    return {
+    answer: JSON = {
         "wall_ns": wall_ns,
         "wall": units.duration(wall_ns),
         "sorted_by": SORTED_BY[order],
@@ -112,6 +112,27 @@ def functions_timing(store: Store, limit: int, sort: str | None = None) -> JSON:
         "dropped_functions": store.functions.dropped,
         "functions": [_function_row(s, store, wall_ns, all_self_ns) for s in called[:limit]],
     }
+    if not called:
+        answer["note"] = _nothing_timed(store)
+    return answer
+
+
+def _nothing_timed(store: Store) -> str:
+    """Why no function was timed, and the --include that would have helped."""
+    filters = store.info.filters
+    if filters["include"]:
+        why = f"no function matched --include {' '.join(map(str, filters['include']))}"
+    else:
+        roots = ", ".join(map(str, filters["default_roots"] or []))
+        why = f"the default filter times code under {roots} ({filters['default_roots_chosen']})"
+    ran = store.functions.suggestions()
+    if not ran:
+        return f"no profiled function was called: {why}"
+    packages = ", ".join(f"{name} ({count} functions)" for name, count in ran)
+    return (
+        f"no profiled function was called: {why}. Code ran from {packages}: "
+        f"try --include '{ran[0][0]}.*'"
+    )
 
 
 def _newest[T](entries: list[T], limit: int) -> list[T]:
