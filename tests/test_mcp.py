@@ -118,6 +118,13 @@ def test_unknown_names_and_bad_arguments_are_tool_errors(service: int) -> None:
         assert result.is_error
         assert "limit must be between 1 and 10000" in result.content[0].text
     assert wrong_type.is_error and missing.is_error
+    assert wrong_type.content[0].text == (
+        "`limit` cannot be 'many': a whole number of rows from 1 to 10000"
+    )
+    assert missing.content[0].text.startswith(
+        "`function_name` is required: pass a name or id from functions_timing, e.g. '"
+    )
+    assert "pydantic" not in missing.content[0].text + wrong_type.content[0].text
     # The server is still serving.
     assert not call(service, "profiler_status").is_error
 

@@ -120,11 +120,48 @@ DESCRIPTIONS: dict[str, str] = {
 TOOL_NAMES = tuple(DESCRIPTIONS)
 
 
+# What each argument takes, for an agent that got it wrong.
+ARGUMENT_HINTS = {
+    "limit": "a whole number of rows from 1 to 10000",
+    "sort": "one of self, total, calls, avg, p99",
+    "on": "true to start, false to stop",
+}
+NAME_SOURCES = {
+    "function_name": "functions_timing",
+    "channel_name": "channels",
+    "future_name": "futures",
+    "stream_name": "streams",
+    "gauge_name": "gauges",
+}
+
+
+def argument_errors(store: Store, error: Any) -> str:
+    """pydantic's validation errors as one line an agent can act on."""
+    phrases = []
+    for problem in error.errors():
+        field = str(problem["loc"][-1]) if problem.get("loc") else "?"
+        if field in NAME_SOURCES:
+            hint = f"pass a name or id from {NAME_SOURCES[field]}"
+            example = next(
+                (f.qualname for f in store.functions.functions if "<" not in f.qualname), None
+            )
+            if field == "function_name" and example is not None:
+                hint += f", e.g. '{example}'"
+        else:
+            hint = ARGUMENT_HINTS.get(field, "see the tool's description")
+        if problem.get("type") == "missing":
+            phrases.append(f"`{field}` is required: {hint}")
+        else:
+            phrases.append(f"`{field}` cannot be {problem.get('input')!r}: {hint}")
+    return "; ".join(phrases) or "the arguments do not fit this tool's description"
+
+
 def build_app(store: Store) -> Any:
     """The ASGI app serving every tool at /mcp."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver import server as server_module
     from mcp.server.mcpserver.exceptions import ToolError
+    from pydantic import ValidationError
 
     # MCPServer() calls logging.basicConfig on the root logger, which would make the program's
     # own later basicConfig a no-op. hotpath configures no logging of the program's.
@@ -142,6 +179,20 @@ def build_app(store: Store) -> Any:
             return compute()
         except (shapes.BadArgument, NotFound) as error:
             raise ToolError(str(error)) from None
+
+    # The SDK answers arguments that fail validation with pydantic's text (a URL included):
+    # the same error, phrased for an agent.
+    call_tool = server.call_tool
+
+    async def call_tool_phrased(name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await call_tool(name, arguments, context)
+        except ToolError as error:
+            if isinstance(error.__cause__, ValidationError):
+                raise ToolError(argument_errors(store, error.__cause__)) from None
+            raise
+
+    server.call_tool = call_tool_phrased  # type: ignore[method-assign]
 
     def register(name: str, function: Callable[..., Any]) -> None:
         server.tool(name=name, description=DESCRIPTIONS[name])(function)
