@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from hotpath import __version__, require_supported_python
+from hotpath import DISTRIBUTION, __version__, require_supported_python
 
 require_supported_python()  # before any import that needs 3.12
 
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write(_run_parser().format_help() + "\nalso: hotpath --version\n")
         return
     if args[0] == "--version":
-        sys.stdout.write(f"hotpath {__version__}\n")
+        sys.stdout.write(f"hotpath {__version__} ({DISTRIBUTION} on PyPI)\n")
         return
     if args[0] != "run":
         _fail(f"unknown command {args[0]!r}: {USAGE}")

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from hotpath.store.gauges import Gauge, GaugeTable
 
 __version__ = "0.1.0"
+DISTRIBUTION = "hotpath-profiler"  # its name on PyPI: `pip install hotpath-profiler`
 
 MIN_PYTHON = (3, 12)
 

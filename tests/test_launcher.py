@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from support import FIXTURES, ROOT, clean_env, functions_by_name, hotpath, mentions_own_code, python
 
+from hotpath import __version__
+
 LAUNCHER = FIXTURES / "launcher"
 QUIET = ("run", "--no-mcp", "--report", "none")
 
@@ -217,6 +219,12 @@ def test_hotpath_help_lists_the_options_and_no_command_is_one_line() -> None:
         assert option in result.stdout, option
     bare = hotpath()
     assert (bare.returncode, bare.stdout, bare.stderr.count("\n")) == (2, "", 1)
+    version = hotpath("--version")
+    assert version.stdout == f"hotpath {__version__} (hotpath-profiler on PyPI)\n"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "show", "hotpath-profiler"], capture_output=True, text=True
+    )
+    assert "Version: " + __version__ in installed.stdout  # the distribution's own name
     assert bare.stderr.startswith("hotpath: no command given: hotpath run [options]")
 
 

@@ -10,6 +10,7 @@ import asyncio.tasks
 from collections import Counter
 from typing import Any
 
+from hotpath import DISTRIBUTION, __version__
 from hotpath.store import Store
 from hotpath.store.channels import RECENT_KEPT, RECENT_WINDOW_NS, ChannelSite
 from hotpath.store.functions import (
@@ -175,6 +176,7 @@ def function_timing_logs(store: Store, function_name: str, limit: int) -> JSON:
 def profiler_status(store: Store) -> JSON:
     info = store.info
     return {
+        "hotpath": {"version": __version__, "distribution": DISTRIBUTION},
         "pid": info.pid,
         "argv": info.argv,
         "python": info.python,
