@@ -24,9 +24,6 @@ from hotpath.filters import own_dirs
 from hotpath.store.memory import Site, SiteSnapshot
 
 SITES_KEPT = 2_000  # per snapshot, the largest: enough to find growth, bounded
-# The libraries of hotpath's threads (the MCP server's, the sampler's psutil): what they
-# allocate is hotpath's. With one frame per trace a program's own use of them looks the same.
-OWN_LIBRARIES = ("mcp", "uvicorn", "starlette", "sse_starlette", "anyio", "pydantic", "psutil")
 
 
 def _group_in_python(traces: Sequence[Any]) -> dict[Site, tuple[int, int]]:
@@ -92,16 +89,15 @@ class SiteTracer:
 
 
 def own_files() -> Callable[[str], bool]:
-    """Whether a file is hotpath's, its threads' libraries' or tracemalloc's."""
+    """Whether a file is hotpath's or tracemalloc's. The libraries hotpath's threads use (the
+    MCP server's, psutil) are not left out: with one frame per trace, the program's own use of
+    starlette or pydantic looks the same, and a leak must not hide there. What hotpath's
+    threads keep alive in them is small and does not grow (the server's libraries are
+    imported before tracing when it starts with the program)."""
     folders = tuple(os.path.join(folder, "") for folder in own_dirs())
-    markers = tuple(f"{os.sep}site-packages{os.sep}{name}{os.sep}" for name in OWN_LIBRARIES)
-    exact = {os.path.join(os.path.dirname(os.__file__), "tracemalloc.py")}
+    tracer = os.path.join(os.path.dirname(os.__file__), "tracemalloc.py")
 
     def own(filename: str) -> bool:
-        return (
-            filename.startswith(folders)
-            or filename in exact
-            or any(marker in filename for marker in markers)
-        )
+        return filename.startswith(folders) or filename == tracer
 
     return own

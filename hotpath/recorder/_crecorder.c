@@ -49,10 +49,13 @@
  * - Another thread can run only where this file calls into Python or allocates a Python
  *   container (which may start the garbage collector and so finalizers): decide(), the
  *   listener, the thread identity factory, the error-type dict copy, a Py_DECREF of a logged
- *   object. Across those calls no pointer into a growable array (functions[], the act map's
- *   slots) is held; Function, Activation and ThreadRec structs never move.
- * - A ThreadRec is touched by its own thread, except by read() (which copies it without
- *   allocating Python objects) and by its guard's destructor (at thread end).
+ *   object, and the release of activations that read() found ended (sweep_ended unmaps them
+ *   all before releasing any). Across those calls no pointer into a growable array
+ *   (functions[], the act map's slots) is held; Function, Activation and ThreadRec structs
+ *   never move.
+ * - A ThreadRec is touched by its own thread (its allocation totals by the hooks, in that
+ *   thread), except by read() and thread_allocations() (which copy it without allocating
+ *   Python objects) and by its guard's destructor (at thread end).
  * - on_stack[i] equals the number of stack entries of functions[i] on that thread.
  * - An Activation is freed only when it is out of the map and off every stack.
  * - Nothing here prints, and no exception that is an Exception escapes into the program: a
@@ -63,8 +66,8 @@
  *   PyMem_Raw*, and would show hotpath's tables as live memory at whatever line of the
  *   program was running when they grew).
  * - What a callback allocates is hotpath's, not the program's: every callback notes the
- *   thread's allocation totals when it starts (event_allocations, event_bytes) and puts them
- *   back when it returns; entries and ends read those notes.
+ *   thread's allocation totals when it starts (ThreadRec.event_allocs, by enter()) and puts
+ *   them back when it returns (leave()); entries and ends read that note.
  * - The allocator hooks never call into Python and never allocate. Once installed they stay
  *   in the chain for the life of the process unless they are still its top (tracemalloc,
  *   started later, wraps them and restores them when it stops); removed from the top only.
@@ -166,7 +169,7 @@ typedef struct Function {
     /* Allocations (when counted): every call's own sum (all), outermost calls only (total:
        recursion counted once), credited by callees (child); bytes per call. */
     Allocs alloc_all, alloc_total, alloc_child;
-    Histogram alloc_bytes;
+    Histogram *alloc_bytes; /* allocated at the first call counted: 520 B not paid otherwise */
     PyObject *error_types; /* dict: type name -> count; replaced on change, or NULL */
     LoggedCall *log;       /* ring of log_limit entries, allocated on first call */
     Py_ssize_t log_next, log_count;
@@ -1083,7 +1086,12 @@ finish_call(Recorder *r, ThreadRec *t, Function *fn, int64_t duration, int64_t e
     histogram_add(r, &fn->durations, duration);
     if (r->count_allocations) {
         allocs_add(&fn->alloc_all, allocs);
-        histogram_add(r, &fn->alloc_bytes, (int64_t)allocs.bytes);
+        if (fn->alloc_bytes == NULL) {
+            fn->alloc_bytes = hp_calloc(1, sizeof(Histogram));
+        }
+        if (fn->alloc_bytes != NULL) {
+            histogram_add(r, fn->alloc_bytes, (int64_t)allocs.bytes);
+        }
     }
     if (r->log_limit > 0 && t->identity != NULL) {
         if (fn->log == NULL) {
@@ -1677,7 +1685,7 @@ Recorder_read(Recorder *r, PyObject *arg)
         c->alloc_total = fn->alloc_total;
         c->alloc_child = fn->alloc_child;
         if (histogram_copy(&c->durations, &fn->durations) < 0 ||
-            histogram_copy(&c->alloc_bytes, &fn->alloc_bytes) < 0) {
+            (fn->alloc_bytes != NULL && histogram_copy(&c->alloc_bytes, fn->alloc_bytes) < 0)) {
             failed = 1;
             break;
         }
@@ -2142,7 +2150,10 @@ Recorder_dealloc(Recorder *r)
     for (Py_ssize_t i = 0; i < r->nfunctions; i++) {
         Function *fn = r->functions[i];
         histogram_free(&fn->durations);
-        histogram_free(&fn->alloc_bytes);
+        if (fn->alloc_bytes != NULL) {
+            histogram_free(fn->alloc_bytes);
+            hp_free(fn->alloc_bytes);
+        }
         if (fn->log != NULL) {
             for (Py_ssize_t k = 0; k < r->log_limit; k++) {
                 Py_XDECREF(fn->log[k].thread);

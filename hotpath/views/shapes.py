@@ -276,7 +276,8 @@ def functions_alloc(store: Store, limit: int) -> JSON:
     counted = [(s, s.allocations) for s in stats if s.calls and s.allocations is not None]
     counted.sort(key=lambda pair: (pair[1].own.bytes, pair[0].calls), reverse=True)
     in_functions = sum(allocations.own.bytes for _, allocations in counted)
-    threads = store.functions.thread_allocations()
+    own = store.own_native_ids  # hotpath's threads count too (in `threads`), not here
+    threads = [t for t in store.functions.thread_allocations() if t.native_id not in own]
     return {
         "recorded": True,
         "sorted_by": "self_allocated_bytes",
