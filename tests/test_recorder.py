@@ -640,3 +640,44 @@ def test_a_forked_child_allocates_under_the_inherited_hooks(timed: Start) -> Non
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert stats()["two_arrays"].allocations.every.count == 4  # type: ignore[union-attr]
+
+
+@counting
+def test_counting_threads_abandoning_generators_while_another_thread_reads(timed: Start) -> None:
+    """The odd paths together: generators dropped or closed mid-way (swept by the reader on
+    3.13), threads ending, per-thread totals and reads from another thread, all at once."""
+    recorder, table, stats = timed(count_allocations=True)
+    barrier = threading.Barrier(5)
+    done = threading.Event()
+    reads: list[int] = []
+
+    def run() -> None:
+        barrier.wait()
+        for i in range(300):
+            lazy = arrays_lazily(3)
+            next(lazy)
+            if i % 2:
+                lazy.close()
+            del lazy  # the other half are dropped while suspended
+            two_arrays()
+
+    def read() -> None:
+        barrier.wait()
+        while not done.is_set():
+            reads.append(sum(row.running for row in table.snapshot(time.perf_counter_ns())))
+            recorder.thread_allocations()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    reader = threading.Thread(target=read)
+    for thread in [*threads, reader]:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    reader.join()
+    gc.collect()
+    rows = stats()
+    assert reads
+    assert rows["two_arrays"].allocations.every.count == 4 * 300 * 4  # type: ignore[union-attr]
+    assert rows["arrays_lazily"].calls == 1_200
+    assert rows["arrays_lazily"].running == 0  # every one ended, seen or swept
