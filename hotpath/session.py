@@ -223,6 +223,7 @@ class Session:
             # A pool worker must die when terminate() sends SIGTERM (it hung otherwise).
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         self.timing.stop()
+        self.store.memory.stop_tracing()  # tracemalloc, if hotpath started it: 3-7x for nothing
         self.channels.uninstall()
         self.tasks.uninstall()
         self.loops.uninstall()

@@ -8,6 +8,7 @@ cannot count (no allocator hook in Python): there --alloc says so and traces sit
 from __future__ import annotations
 
 import json
+import os
 import time
 from itertools import pairwise
 from pathlib import Path
@@ -231,3 +232,20 @@ def test_the_agent_starts_tracing_and_sees_what_grew_while_sampling_goes_on() ->
         assert stopped["tracing"] is False
     finally:
         assert program.stop() == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_does_not_carry_hotpaths_tracing(tmp_path: Path) -> None:
+    script = tmp_path / "forks.py"
+    script.write_text(
+        "import os, tracemalloc\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print('child', tracemalloc.is_tracing(), flush=True)\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('parent', tracemalloc.is_tracing(), flush=True)\n"
+    )
+    result = hotpath("run", "--alloc-sites", "--no-mcp", "--report", "none", str(script))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["child False", "parent True"]
