@@ -229,6 +229,7 @@ def test_hotpath_help_lists_the_options_and_no_command_is_one_line() -> None:
 
 
 PROJECT = FIXTURES / "project"
+RUN_ITS_TESTS = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
 
 
 def test_an_installed_tool_run_with_dash_m_times_the_project_it_runs_on(tmp_path: Path) -> None:
@@ -240,12 +241,7 @@ def test_an_installed_tool_run_with_dash_m_times_the_project_it_runs_on(tmp_path
         "none",
         "-o",
         str(output),
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "tests",
+        *RUN_ITS_TESTS,
         cwd=PROJECT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -265,12 +261,7 @@ def test_a_run_that_times_nothing_says_which_include_would_help(tmp_path: Path) 
         "--no-mcp",
         "--include",
         "nothing.*",
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "tests",
+        *RUN_ITS_TESTS,
         cwd=PROJECT,
     )
     assert result.returncode == 0

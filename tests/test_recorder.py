@@ -203,6 +203,20 @@ def test_ended_threads_leave_no_state_behind(timed: Start) -> None:
     assert recorder.live_threads() <= threading.active_count()
 
 
+def run_with_a_reader(
+    work: Callable[[], None], workers: int, read: Callable[[], None], done: threading.Event
+) -> None:
+    """``workers`` threads run ``work`` while one more reads, until they have all finished."""
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    reader = threading.Thread(target=read)
+    for thread in [*threads, reader]:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    reader.join()
+
+
 def test_many_threads_and_a_reader_at_once(timed: Start) -> None:
     recorder, table, stats = timed()
     barrier = threading.Barrier(9)
@@ -223,14 +237,7 @@ def test_many_threads_and_a_reader_at_once(timed: Start) -> None:
             for row in table.snapshot(time.perf_counter_ns()):
                 recorder.recent_calls(row.info, 10)
 
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    reader = threading.Thread(target=read)
-    for thread in [*threads, reader]:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    done.set()
-    reader.join()
+    run_with_a_reader(run, 8, read, done)
     rows = stats()
     assert rows["work"].calls == 16_000
     assert rows["countdown"].calls == 32
@@ -667,14 +674,7 @@ def test_counting_threads_abandoning_generators_while_another_thread_reads(timed
             reads.append(sum(row.running for row in table.snapshot(time.perf_counter_ns())))
             recorder.thread_allocations()
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    reader = threading.Thread(target=read)
-    for thread in [*threads, reader]:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    done.set()
-    reader.join()
+    run_with_a_reader(run, 4, read, done)
     gc.collect()
     rows = stats()
     assert reads
