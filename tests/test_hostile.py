@@ -64,12 +64,15 @@ def without_hotpath_lines(stderr: str) -> str:
         "shadow/app.py",
     ],
 )
-def test_behaves_as_under_python(script: str) -> None:
+@pytest.mark.parametrize("options", [[], ["--alloc", "--alloc-sites"]], ids=["", "alloc"])
+def test_behaves_as_under_python(script: str, options: list[str]) -> None:
+    """And with allocations counted and traced: the allocator hooks and tracemalloc under the
+    same programs (the recorder's callbacks and the hooks both run in every one)."""
     folder = (HOSTILE / script).parent
     name = (HOSTILE / script).name
     expected = run([sys.executable, name], folder)
     actual = run(
-        [sys.executable, "-m", "hotpath", "run", "--report", "none", "--mcp-port", "0", name],
+        [*HOTPATH_RUN, *options, "--report", "none", "--mcp-port", "0", name],
         folder,
     )
     assert actual.returncode == expected.returncode
