@@ -103,3 +103,17 @@ def test_the_program_tree_is_found_through_linked_folders(tmp_path: Path) -> Non
     json_file = Path(__import__("json").__file__)
     (real / "vendored").symlink_to(json_file.parent)
     assert not chooser.selects("json.dumps", str(real / "vendored" / json_file.name))
+
+
+def test_declined_packages_are_counted_for_suggestions_and_bounded() -> None:
+    from hotpath.store.functions import MAX_DECLINED, FunctionTable
+
+    table = FunctionTable(10, 10)
+    for name in ("json.decoder.f", "hotpath.x.y", "<frozen>.f", "pydantic.main.f", "pydantic.a"):
+        table.note_declined(name)
+    assert table.suggestions() == [("pydantic", 2)]  # not the stdlib, not hotpath
+    for i in range(MAX_DECLINED + 50):
+        table.note_declined(f"pkg{i}.f")
+    assert len(table.declined) == MAX_DECLINED
+    table.note_declined("pydantic.b")  # a package already counted still counts
+    assert table.suggestions(1) == [("pydantic", 3)]

@@ -249,3 +249,45 @@ def test_a_forked_child_does_not_carry_hotpaths_tracing(tmp_path: Path) -> None:
     result = hotpath("run", "--alloc-sites", "--no-mcp", "--report", "none", str(script))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["child False", "parent True"]
+
+
+def test_traces_grouped_in_c_match_tracemallocs_own_statistics() -> None:
+    import tracemalloc
+
+    from hotpath.collectors.memory import _group_in_python, _grouper
+
+    tracemalloc.start(1)
+    try:
+        kept = [bytes(100 + i % 7) for i in range(5_000)]
+        traces = tracemalloc._get_traces()  # type: ignore[attr-defined]
+    finally:
+        tracemalloc.stop()
+    grouped = _grouper()(traces)
+    assert grouped == _group_in_python(traces)
+    line = next(site for site in grouped if site[1] and "test_memory" in site[0])
+    assert grouped[line][1] >= len(kept)
+
+
+def test_tracing_is_started_once_and_the_programs_own_tracing_left_alone() -> None:
+    import tracemalloc
+
+    from hotpath.collectors.memory import SiteTracer
+    from hotpath.store.memory import MemoryTable
+
+    table = MemoryTable(3)
+    table.attach(SiteTracer())
+    assert not table.tracing() and table.take_snapshot() is None
+    assert table.start_tracing() is True and table.tracing()
+    assert table.start_tracing() is False  # already on: the baseline stays
+    baseline, snapshots = table.snapshots()
+    assert baseline is not None and snapshots == [baseline]
+    for _ in range(5):
+        table.take_snapshot()
+    assert len(table.snapshots()[1]) == 3 and table.snapshots()[0] is baseline  # bounded
+    assert table.stop_tracing() is True and not tracemalloc.is_tracing()
+    tracemalloc.start(1)  # the program's own
+    try:
+        assert table.start_tracing() is False and table.stop_tracing() is False
+        assert tracemalloc.is_tracing()
+    finally:
+        tracemalloc.stop()
