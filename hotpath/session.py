@@ -31,7 +31,6 @@ from hotpath.config import Config
 from hotpath.dependencies import REPORT, SAMPLER, SERVER, shadowed
 from hotpath.filters import FunctionFilter, own_dirs, qualified_name
 from hotpath.store import RunInfo, Store
-from hotpath.views import shapes
 
 FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
 
@@ -280,6 +279,9 @@ class Session:
         config = self.config
         if config.report == "none" and config.output is None:
             return
+        # Imported now: the views cost the program's start ~5-9 ms it need not pay.
+        from hotpath.views import shapes
+
         data = shapes.report(self.store, shapes.MAX_LIMIT)  # files get every row, tables a few
         try:
             if config.output is not None:
