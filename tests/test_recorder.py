@@ -681,3 +681,27 @@ def test_counting_threads_abandoning_generators_while_another_thread_reads(timed
     assert rows["two_arrays"].allocations.every.count == 4 * 300 * 4  # type: ignore[union-attr]
     assert rows["arrays_lazily"].calls == 1_200
     assert rows["arrays_lazily"].running == 0  # every one ended, seen or swept
+
+
+@counting
+def test_allocations_of_calls_in_progress_count_up_to_now(timed: Start) -> None:
+    """As time is counted: a function still running has its own allocations so far, and its
+    finished callee's are its child's, never more than it made itself (own stays >= 0)."""
+    _, table, stats = timed(count_allocations=True)
+    seen: dict[str, FunctionStats] = {}
+
+    def running_caller() -> None:
+        bytearray(ARRAY)  # its own
+        two_arrays()  # a callee's, finished
+        seen.update(
+            {s.info.qualname.split(".")[-1]: s for s in table.snapshot(time.perf_counter_ns())}
+        )
+
+    running_caller()
+    caller = seen["running_caller"].allocations
+    assert caller is not None and seen["running_caller"].totals.completed == 0
+    assert caller.so_far.bytes >= 3 * ARRAY_BYTES  # its own and the callee's, so far
+    assert ARRAY_BYTES <= caller.own.bytes < ARRAY_BYTES + 4096
+    assert caller.own.count >= 2
+    done = stats()["running_caller"].allocations
+    assert done is not None and done.running_own.bytes == 0 and done.own.bytes >= ARRAY_BYTES

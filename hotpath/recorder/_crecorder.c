@@ -1599,6 +1599,7 @@ typedef struct {
        running time (plain calls: every one, as all_ns; generators: active), and the time of
        profiled callees still running or finished inside them. */
     int64_t running, running_ns, running_own_ns, running_child_ns;
+    Allocs running_alloc_total, running_alloc_own, running_alloc_child; /* the same, counted */
     HistogramCopy durations, alloc_bytes;
     Allocs alloc_all, alloc_total, alloc_child;
 } FunctionCopy;
@@ -1702,17 +1703,26 @@ Recorder_read(Recorder *r, PyObject *arg)
             }
             FunctionCopy *c = &copies[e->fn->index];
             int64_t so_far = now - e->start_ns;
+            /* Another thread's totals, read without its help: plain integers, and monotonic
+               (a callback puts back only what it added itself). */
+            Allocs used = {t->allocs.count - e->start_allocs.count,
+                           t->allocs.bytes - e->start_allocs.bytes};
             c->running_own_ns += so_far;
+            allocs_add(&c->running_alloc_own, used);
             if (d > 0 && t->stack[d - 1].fn->index < n) {
-                copies[t->stack[d - 1].fn->index].running_child_ns += so_far;
+                FunctionCopy *caller = &copies[t->stack[d - 1].fn->index];
+                caller->running_child_ns += so_far;
+                allocs_add(&caller->running_alloc_child, used);
             }
             if (e->act != NULL) {
-                continue; /* its activation is counted below */
+                allocs_add(&c->running_alloc_total, used); /* the rest with its activation */
+                continue;
             }
             c->running++;
             if (e->fn->read_mark != mark) {
                 e->fn->read_mark = mark;
                 c->running_ns += so_far;
+                allocs_add(&c->running_alloc_total, used);
             }
         }
     }
@@ -1726,6 +1736,9 @@ Recorder_read(Recorder *r, PyObject *arg)
         c->running_ns += now - act->start_ns;
         c->running_own_ns += act->active_ns;
         c->running_child_ns += act->child_ns;
+        allocs_add(&c->running_alloc_total, act->allocs);
+        allocs_add(&c->running_alloc_own, act->allocs);
+        allocs_add(&c->running_alloc_child, act->child_allocs);
     }
     /* Phase two. */
     PyObject *result = failed ? NULL : PyList_New(n);
@@ -1751,10 +1764,16 @@ Recorder_read(Recorder *r, PyObject *arg)
         else {
             PyObject *alloc_buckets = buckets_dict(&c->alloc_bytes);
             allocs = alloc_buckets == NULL ? NULL : Py_BuildValue(
-                "(KKKKKKO)", (unsigned long long)c->alloc_all.count,
+                "((KK)(KK)(KK)O(KK)(KK)(KK))", (unsigned long long)c->alloc_all.count,
                 (unsigned long long)c->alloc_all.bytes, (unsigned long long)c->alloc_total.count,
                 (unsigned long long)c->alloc_total.bytes, (unsigned long long)c->alloc_child.count,
-                (unsigned long long)c->alloc_child.bytes, alloc_buckets);
+                (unsigned long long)c->alloc_child.bytes, alloc_buckets,
+                (unsigned long long)c->running_alloc_total.count,
+                (unsigned long long)c->running_alloc_total.bytes,
+                (unsigned long long)c->running_alloc_own.count,
+                (unsigned long long)c->running_alloc_own.bytes,
+                (unsigned long long)c->running_alloc_child.count,
+                (unsigned long long)c->running_alloc_child.bytes);
             Py_XDECREF(alloc_buckets);
         }
         PyObject *row = buckets == NULL || first == NULL || allocs == NULL ? NULL : Py_BuildValue(
@@ -2196,9 +2215,10 @@ static PyMethodDef Recorder_methods[] = {
     {"read", (PyCFunction)Recorder_read, METH_O,
      "read(now_ns) -> one tuple per function: (info, completed, all_ns, total_ns, child_ns, "
      "active_ns, starts, errors, min_ns, max_ns, error_types, buckets, durations of the first "
-     "calls (while there are at most 16, else None), (running, running_ns, "
-     "running_own_ns, running_child_ns), allocations), allocations None or (all count, all bytes, total count, total bytes, "
-     "child count, child bytes, bytes-per-call buckets)."},
+     "calls (while there are at most 16, else None), (running, running_ns, running_own_ns, "
+     "running_child_ns), allocations); allocations: None, or ((count, bytes) of every finished "
+     "call, of the outermost ones, of callees), the bytes-per-call histogram, and for calls in "
+     "progress (outermost), (own), (callees')."},
     {"recent", (PyCFunction)(void (*)(void))Recorder_recent, METH_FASTCALL,
      "recent(info, limit) -> the newest calls, oldest first."},
     {"thread_allocations", (PyCFunction)Recorder_thread_allocations, METH_NOARGS,

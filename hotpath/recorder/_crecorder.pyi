@@ -46,9 +46,19 @@ class Recorder:
             dict[int, int],  # histogram buckets
             list[int] | None,  # the durations, while there are at most 16
             tuple[int, int, int, int],  # running, running_ns, running_own_ns, running_child_ns
-            # allocations: every call's count and bytes, outermost calls', callees', and the
-            # bytes-per-call histogram; None unless counting
-            tuple[int, int, int, int, int, int, dict[int, int]] | None,
+            # allocations, None unless counting: (count, bytes) of every finished call, of the
+            # outermost ones, of callees; the bytes-per-call histogram; and for calls in
+            # progress: the outermost ones', their own, their callees'
+            tuple[
+                tuple[int, int],
+                tuple[int, int],
+                tuple[int, int],
+                dict[int, int],
+                tuple[int, int],
+                tuple[int, int],
+                tuple[int, int],
+            ]
+            | None,
         ]
     ]: ...
     def recent(

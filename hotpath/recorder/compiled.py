@@ -120,12 +120,15 @@ class CompiledRecorder:
             )
             allocations = None
             if counted is not None:
-                every_n, every_b, total_n, total_b, child_n, child_b, per_call = counted
+                every, total, child, per_call, running_total, running_own, running_child = counted
                 allocations = AllocationTotals(
-                    Allocations(every_n, every_b),
-                    Allocations(total_n, total_b),
-                    Allocations(child_n, child_b),
+                    Allocations(*every),
+                    Allocations(*total),
+                    Allocations(*child),
                     Counter(per_call),
+                    Allocations(*running_total),
+                    Allocations(*running_own),
+                    Allocations(*running_child),
                 )
             stats.append(
                 FunctionStats(

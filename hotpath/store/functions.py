@@ -83,17 +83,32 @@ class CallRecord:
 
 @dataclass(slots=True)
 class AllocationTotals:
-    """Allocations of a function's finished calls, as the compiled recorder counts them."""
+    """Allocations of a function's calls, as the compiled recorder counts them: finished calls,
+    and calls in progress up to now (as its time is counted)."""
 
-    every: Allocations  # summed over every call, recursive ones included
-    total: Allocations  # outermost calls only: recursion counted once
+    every: Allocations  # summed over every finished call, recursive ones included
+    total: Allocations  # finished outermost calls only: recursion counted once
     child: Allocations  # made in profiled functions it called directly
-    buckets: Counter[int]  # bytes per call
+    buckets: Counter[int]  # bytes per finished call
+    running_total: Allocations = Allocations(0, 0)  # calls in progress, the outermost ones
+    running_own: Allocations = Allocations(0, 0)  # calls in progress, each one's own so far
+    running_child: Allocations = Allocations(0, 0)  # ... and their callees'
+
+    @property
+    def so_far(self) -> Allocations:
+        """Inclusive, recursion once, calls in progress included."""
+        return Allocations(
+            self.total.count + self.running_total.count, self.total.bytes + self.running_total.bytes
+        )
 
     @property
     def own(self) -> Allocations:
-        """Made by the function itself, not by the profiled functions it called."""
-        return Allocations(self.every.count - self.child.count, self.every.bytes - self.child.bytes)
+        """Made by the function itself, not by the profiled functions it called, calls in
+        progress included."""
+        return Allocations(
+            self.every.count + self.running_own.count - self.child.count - self.running_child.count,
+            self.every.bytes + self.running_own.bytes - self.child.bytes - self.running_child.bytes,
+        )
 
 
 @dataclass(slots=True, frozen=True)

@@ -250,8 +250,8 @@ def _alloc_row(
         "kind": info.kind,
         "calls": stats.calls,
         "completed": completed,
-        "allocations": counted.total.count,
-        "allocated_bytes": counted.total.bytes,
+        "allocations": counted.so_far.count,
+        "allocated_bytes": counted.so_far.bytes,
         "self_allocations": own.count,
         "self_allocated_bytes": own.bytes,
         "avg_allocations": round(counted.every.count / completed) if completed else None,
@@ -263,7 +263,7 @@ def _alloc_row(
         "percent_self_allocated": (
             round(100.0 * own.bytes / in_functions, 2) if in_functions else 0.0
         ),
-        "allocated": units.size(counted.total.bytes),
+        "allocated": units.size(counted.so_far.bytes),
         "self_allocated": units.size(own.bytes),
     }
 
