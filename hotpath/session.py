@@ -123,8 +123,9 @@ class Session:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         hotpath._gauges = self.store.gauges
         self.loops.install()
-        self.channels.install()
-        self.tasks.install()
+        exclusion = self.timing.recorder.exclusion  # --alloc: the collectors' records are ours
+        self.channels.install(exclusion)
+        self.tasks.install(exclusion)
         if sample:
             self.sampler.start()  # imports psutil: before tracemalloc starts, and the program
         if self.config.alloc_sites:

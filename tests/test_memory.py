@@ -291,3 +291,32 @@ def test_tracing_is_started_once_and_the_programs_own_tracing_left_alone() -> No
         assert tracemalloc.is_tracing()
     finally:
         tracemalloc.stop()
+
+
+@counting
+def test_the_records_of_queue_traffic_are_hotpaths_not_the_programs(tmp_path: Path) -> None:
+    output = tmp_path / "r.json"
+    result = hotpath(
+        "run",
+        "--alloc",
+        "--no-mcp",
+        "--report",
+        "none",
+        "-o",
+        str(output),
+        "--exclude",
+        "alloc_queues.make_unreported",
+        "alloc_queues.py",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(output.read_text())
+    # Reported: the two queues of make_reported (one line, so one site), 1000 each.
+    assert [c["sent"] for c in data["channels"]["channels"]] == [2000]
+    rows = functions(data)
+    reported, unreported = (
+        rows["alloc_queues.traffic_on_reported"],
+        rows["alloc_queues.traffic_on_unreported"],
+    )
+    # The same traffic asks the allocator the same: hotpath's records of it are not counted.
+    assert reported["allocations"] == unreported["allocations"]
+    assert reported["allocated_bytes"] == unreported["allocated_bytes"]

@@ -28,6 +28,7 @@ from typing import Any
 from hotpath import stdlib
 from hotpath.collectors.messages import describe, who
 from hotpath.filters import shown_path
+from hotpath.recorder import Exclusion, excluded
 from hotpath.store.channels import ChannelEvent, ChannelSite, ChannelTable
 
 ATTRIBUTE = "_hotpath_channel"
@@ -49,7 +50,10 @@ class TrackedQueue:
         self.pending_by_item: dict[int, deque[int]] = {}  # priority queues: by id(item)
         self.unmatched = 0  # receives recorded before their send (thread races)
 
-    def sent(self, item: object, size: int) -> None:
+    def sent(self, item: object, size_of: Callable[[Any], int], instance: Any) -> None:
+        """``item`` went into ``instance``; its size is asked here, so that with --alloc no
+        hotpath code runs outside the excluded call (its first run allocates)."""
+        size = size_of(instance)
         now = stdlib.perf_counter_ns()
         site = self.site
         with site.lock:
@@ -103,8 +107,10 @@ class ChannelCollector:
 
     # -- installing ---------------------------------------------------------------------------
 
-    def install(self) -> None:
-        created = self._created
+    def install(self, exclusion: Exclusion | None = None) -> None:
+        """Patch the queue classes; with ``exclusion`` (--alloc), what hotpath's patches
+        allocate in the program's calls is not counted as the program's."""
+        created = excluded(self._created, exclusion)
         for base in (asyncio.Queue, queue.Queue):
             self._wrap_init(base, created)
         for cls in (
@@ -115,8 +121,8 @@ class ChannelCollector:
             queue.PriorityQueue,
             queue.LifoQueue,
         ):
-            self._wrap_put_get(cls)
-        simple = _simple_queue_class(created)
+            self._wrap_put_get(cls, exclusion)
+        simple = _simple_queue_class(created, exclusion)
         self._replace(queue, "SimpleQueue", simple)
 
     def _replace(self, owner: object, name: str, value: object) -> None:
@@ -134,7 +140,7 @@ class ChannelCollector:
         __init__.__doc__ = original.__doc__
         self._replace(cls, "__init__", __init__)
 
-    def _wrap_put_get(self, cls: type) -> None:
+    def _wrap_put_get(self, cls: type, exclusion: Exclusion | None) -> None:
         put = cls.__dict__["_put"]
         get = cls.__dict__["_get"]
         # _put runs under queue.Queue's mutex: its qsize() would take it again and deadlock.
@@ -144,17 +150,20 @@ class ChannelCollector:
             else (lambda q: len(q.queue))
         )
 
+        sent = excluded(TrackedQueue.sent, exclusion)
+        received = excluded(TrackedQueue.received, exclusion)
+
         def _put(self: Any, item: Any) -> None:
             put(self, item)
             tracked = getattr(self, ATTRIBUTE, None)
             if tracked is not None:
-                tracked.sent(item, size(self))
+                sent(tracked, item, size, self)
 
         def _get(self: Any) -> Any:
             item = get(self)
             tracked = getattr(self, ATTRIBUTE, None)
             if tracked is not None:
-                tracked.received(item)
+                received(tracked, item)
             return item
 
         self._replace(cls, "_put", _put)
@@ -222,8 +231,11 @@ def _kind(instance: object) -> tuple[str, str]:
     return (name if name.endswith("." + own) else f"{name} ({own})"), order
 
 
-def _simple_queue_class(created: Callable[[Any], None]) -> type:
+def _simple_queue_class(created: Callable[[Any], None], exclusion: Exclusion | None) -> type:
     base: type = queue.SimpleQueue
+    qsize: Callable[[Any], int] = queue.SimpleQueue.qsize
+    sent = excluded(TrackedQueue.sent, exclusion)
+    received = excluded(TrackedQueue.received, exclusion)
 
     class SimpleQueue(base):  # type: ignore[misc]
         __doc__ = base.__doc__
@@ -236,7 +248,7 @@ def _simple_queue_class(created: Callable[[Any], None]) -> type:
             super().put(item, block, timeout)
             tracked = getattr(self, ATTRIBUTE, None)
             if tracked is not None:
-                tracked.sent(item, self.qsize())
+                sent(tracked, item, qsize, self)
 
         def put_nowait(self, item: Any) -> None:
             self.put(item, False)
@@ -245,7 +257,7 @@ def _simple_queue_class(created: Callable[[Any], None]) -> type:
             item = super().get(block, timeout)
             tracked = getattr(self, ATTRIBUTE, None)
             if tracked is not None:
-                tracked.received(item)
+                received(tracked, item)
             return item
 
         def get_nowait(self) -> Any:

@@ -24,6 +24,7 @@ from typing import Any
 
 from hotpath import stdlib
 from hotpath.filters import shown_path
+from hotpath.recorder import Exclusion, excluded
 from hotpath.store.futures import FutureTable, TaskRecord
 
 Selects = Callable[[str, str], bool]  # (module.qualname, file) -> timed?
@@ -41,10 +42,13 @@ class TaskCollector:
         self._waiting: dict[int, TaskRecord] = {}
         self._original: type | None = None
 
-    def install(self) -> None:
+    def install(self, exclusion: Exclusion | None = None) -> None:
+        """Put a Task subclass in place; with ``exclusion`` (--alloc), what it allocates in
+        the program's calls and callbacks is not counted as the program's."""
         original: type = asyncio.tasks.Task
         self._original = original
-        created = self._created
+        created = excluded(self._created, exclusion)
+        follow = excluded(_follow, exclusion)
 
         class Task(original):  # type: ignore[misc]
             __doc__ = original.__doc__
@@ -53,9 +57,7 @@ class TaskCollector:
                 record = created(coro)
                 super().__init__(coro, *args, **kwargs)
                 if record is not None:
-                    record.name = self.get_name()
-                    record.task = weakref.ref(self, record.group_collected)
-                    self.add_done_callback(record.group_done)
+                    follow(self, record, exclusion)
 
         Task.__module__ = original.__module__
         Task.__qualname__ = original.__qualname__
@@ -132,6 +134,13 @@ class _Record(TaskRecord):
         with group.lock:
             if group.live.pop(self.id, None) is not None:
                 group.collected_unfinished += 1
+
+
+def _follow(task: Any, record: _Record, exclusion: Exclusion | None) -> None:
+    """Hear of ``task``'s end and of its collection."""
+    record.name = task.get_name()
+    record.task = weakref.ref(task, record.group_collected)
+    task.add_done_callback(excluded(record.group_done, exclusion))
 
 
 def _created_at(root: str) -> str:

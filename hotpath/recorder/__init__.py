@@ -45,7 +45,8 @@ PY_THROW and PY_YIELD of every thread:
   ``malloc`` or the RAW domain directly (numpy's arrays), and what hotpath's callbacks allocate.
   Frees are not counted at all: a free does not pass its size, and tracking every block's size
   costs what tracemalloc costs. A thread is counted from its first event under hotpath (the
-  thread that starts the recorder, from then).
+  thread that starts the recorder, from then). ``exclusion`` (``held_call``) lets hotpath's
+  own code that runs inside the program's calls leave its allocations uncounted.
 
 What it answers
 ---------------
@@ -65,6 +66,7 @@ Timestamps are ``time.perf_counter_ns()`` readings (the C recorder reads the sam
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import sysconfig
@@ -134,10 +136,15 @@ class Listener(Protocol):
         """Its call finished: returned (None) or raised (the exception type's name)."""
 
 
+# held_call(func, *args): func(*args), what it allocates not counted (see excluded).
+Exclusion = Callable[..., Any]
+
+
 class Recorder(Protocol):
     implementation: Implementation
     tool_id: int | None
     counts_allocations: bool
+    exclusion: Exclusion | None  # while it counts allocations
 
     def start(self) -> None: ...
 
@@ -152,6 +159,17 @@ class Recorder(Protocol):
     def given_up(self) -> int: ...
 
     def thread_allocations(self) -> list[ThreadAllocations]: ...
+
+
+def excluded[**P, R](work: Callable[P, R], exclusion: Exclusion | None) -> Callable[P, R]:
+    """``work``, with what it allocates not counted as the program's: for hotpath's own code
+    that runs inside the program's calls (the asyncio collectors' records). ``work`` itself
+    when nothing is counted, so that it costs nothing then."""
+    if exclusion is None:
+        return work
+    # A partial of the C held_call: called through vectorcall, it makes no argument tuple
+    # (a Python wrapper's *args was one, and counted as the program's).
+    return functools.partial(exclusion, work)
 
 
 def claim_tool_id() -> int:

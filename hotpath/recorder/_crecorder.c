@@ -211,6 +211,8 @@ typedef struct ThreadRec {
     unsigned long native_id; /* threading.get_native_id(), as the thread sampler sees it */
     Allocs allocs;        /* written by the allocator hooks while its Recorder counts */
     Allocs event_allocs;  /* allocs as the current callback found them */
+    Allocs held;          /* allocs when the outermost held_call() began; put back at its end */
+    int holding;          /* held_call()s in progress */
 } ThreadRec;
 
 typedef struct {
@@ -867,13 +869,21 @@ allocs_add(Allocs *to, Allocs more)
     to->bytes += more.bytes;
 }
 
+/* a - b, never below zero: totals only grow, but a release() could in principle put back
+   totals older than an entry that started inside the held stretch. */
+static inline Allocs
+allocs_between(Allocs start, Allocs now)
+{
+    Allocs used = {now.count > start.count ? now.count - start.count : 0,
+                   now.bytes > start.bytes ? now.bytes - start.bytes : 0};
+    return used;
+}
+
 /* What the program allocated in this thread since the entry started, up to this event. */
 static inline Allocs
 allocs_since(const ThreadRec *t, const Entry *e)
 {
-    Allocs used = {t->event_allocs.count - e->start_allocs.count,
-                   t->event_allocs.bytes - e->start_allocs.bytes};
-    return used;
+    return allocs_between(e->start_allocs, t->event_allocs);
 }
 
 /* Time and allocations in a callee belong to the caller's child figures. */
@@ -1705,8 +1715,7 @@ Recorder_read(Recorder *r, PyObject *arg)
             int64_t so_far = now - e->start_ns;
             /* Another thread's totals, read without its help: plain integers, and monotonic
                (a callback puts back only what it added itself). */
-            Allocs used = {t->allocs.count - e->start_allocs.count,
-                           t->allocs.bytes - e->start_allocs.bytes};
+            Allocs used = allocs_between(e->start_allocs, t->allocs);
             c->running_own_ns += so_far;
             allocs_add(&c->running_alloc_own, used);
             if (d > 0 && t->stack[d - 1].fn->index < n) {
@@ -1935,6 +1944,30 @@ Recorder_start_counting(Recorder *r, PyObject *Py_UNUSED(ignored))
     hook_install();
     hook.counting = (Recorder *)Py_NewRef(r);
     Py_RETURN_NONE;
+}
+
+/* held_call(func, *args): func(*args), and what the calling thread allocates meanwhile is
+   hotpath's (the asyncio collectors' records, made in the program's calls): not counted.
+   Called through vectorcall, so that no argument tuple is made outside the held stretch (a
+   Python wrapper's *args was one, counted). Nested calls put back at the outermost one. A
+   thread with no record counts nothing anyway. */
+static PyObject *
+Recorder_held_call(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "held_call(func, *args)");
+        return NULL;
+    }
+    ThreadRec *t = r->tss_ready ? PyThread_tss_get(&r->tss) : NULL;
+    if (t != NULL && t->holding++ == 0) {
+        t->held = t->allocs;
+    }
+    PyObject *result = PyObject_Vectorcall(args[0], args + 1, (size_t)(nargs - 1), NULL);
+    /* The same thread's record: a thread's record is freed only at that thread's end. */
+    if (t != NULL && t->holding > 0 && --t->holding == 0) {
+        t->allocs = t->held;
+    }
+    return result;
 }
 
 /* stop_counting(): no more counting for this Recorder; its figures stay readable. */
@@ -2227,6 +2260,8 @@ static PyMethodDef Recorder_methods[] = {
      "Count allocations from now on (needs count_allocations=True)."},
     {"stop_counting", (PyCFunction)Recorder_stop_counting, METH_NOARGS,
      "Stop counting allocations; the figures stay."},
+    {"held_call", (PyCFunction)(void (*)(void))Recorder_held_call, METH_FASTCALL,
+     "held_call(func, *args) -> func(*args), what it allocates not counted as the program's."},
     {"live_threads", (PyCFunction)Recorder_live_threads, METH_NOARGS,
      "Threads with a record: those that fired an event and have not ended."},
     {"open_activations", (PyCFunction)Recorder_open_activations, METH_NOARGS,

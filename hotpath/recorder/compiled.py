@@ -13,6 +13,7 @@ from hotpath.recorder import (
     EVENTS,
     MAX_OPEN_ACTIVATIONS,
     Decide,
+    Exclusion,
     Implementation,
     Listener,
     claim_tool_id,
@@ -63,6 +64,7 @@ class CompiledRecorder:
             count_allocations=count_allocations,
         )
         self.tool_id: int | None = None
+        self.exclusion: Exclusion | None = self._core.held_call if count_allocations else None
 
     def start(self) -> None:
         self.tool_id = claim_tool_id()

@@ -34,6 +34,7 @@ from hotpath.recorder import (
     MAX_OPEN_ACTIVATIONS,
     WRAPPED_ITEM,
     Decide,
+    Exclusion,
     Implementation,
     Listener,
     TaskProgress,
@@ -169,6 +170,7 @@ class _ThreadHandle:
 class PythonRecorder:
     implementation: Implementation = "python"
     counts_allocations = False  # Python has no allocator hook
+    exclusion: Exclusion | None = None
 
     def __init__(
         self,
