@@ -87,6 +87,7 @@ def profile(
     options: tuple[str, ...] = (),
     tmp: Path,
     env: dict[str, str] | None = None,
+    cwd: Path | str = FIXTURES,
 ) -> Any:
     """Run a fixture under hotpath (no MCP) and return its JSON report."""
     output = tmp / "report.json"
@@ -100,9 +101,10 @@ def profile(
         *options,
         script,
         *program_args,
+        cwd=cwd,
         env=env,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(output.read_text())
 
 

@@ -9,7 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import FIXTURES, ROOT, clean_env, functions_by_name, hotpath, mentions_own_code, python
+from support import (
+    FIXTURES,
+    ROOT,
+    clean_env,
+    functions_by_name,
+    hotpath,
+    mentions_own_code,
+    profile,
+    python,
+)
 
 from hotpath import __version__
 
@@ -233,19 +242,7 @@ RUN_ITS_TESTS = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
 
 
 def test_an_installed_tool_run_with_dash_m_times_the_project_it_runs_on(tmp_path: Path) -> None:
-    output = tmp_path / "r.json"
-    result = hotpath(
-        "run",
-        "--no-mcp",
-        "--report",
-        "none",
-        "-o",
-        str(output),
-        *RUN_ITS_TESTS,
-        cwd=PROJECT,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(output.read_text())
+    report = profile(*RUN_ITS_TESTS, tmp=tmp_path, cwd=PROJECT)
     rows = functions_by_name(report)
     assert rows["mypkg.squares"]["calls"] == 2
     assert rows["test_squares.test_squares"]["calls"] == 1

@@ -24,6 +24,7 @@ from support import (
     free_port,
     hotpath,
     mentions_own_code,
+    profile,
 )
 
 MB = 2**20
@@ -180,12 +181,7 @@ def test_the_python_recorder_says_it_cannot_count_and_traces_sites(report: Any) 
 
 
 def test_live_memory_sites_point_at_the_allocating_lines(tmp_path: Path) -> None:
-    output = tmp_path / "r.json"
-    result = hotpath(
-        "run", "--alloc-sites", "--no-mcp", "--report", "none", "--output", str(output), "alloc.py"
-    )
-    assert result.returncode == 0, result.stderr
-    live = json.loads(output.read_text())["memory_sites"]
+    live = profile("alloc.py", options=("--alloc-sites",), tmp=tmp_path)["memory_sites"]
     sites: dict[str, Any] = {}
     for row in live["sites"]:  # largest growth first: keep each function's largest site
         if row["function"]:
@@ -295,21 +291,8 @@ def test_tracing_is_started_once_and_the_programs_own_tracing_left_alone() -> No
 
 @counting
 def test_the_records_of_queue_traffic_are_hotpaths_not_the_programs(tmp_path: Path) -> None:
-    output = tmp_path / "r.json"
-    result = hotpath(
-        "run",
-        "--alloc",
-        "--no-mcp",
-        "--report",
-        "none",
-        "-o",
-        str(output),
-        "--exclude",
-        "alloc_queues.make_unreported",
-        "alloc_queues.py",
-    )
-    assert result.returncode == 0, result.stderr
-    data = json.loads(output.read_text())
+    options = ("--alloc", "--exclude", "alloc_queues.make_unreported")
+    data = profile("alloc_queues.py", options=options, tmp=tmp_path)
     # Reported: the two queues of make_reported (one line, so one site), 1000 each.
     assert [c["sent"] for c in data["channels"]["channels"]] == [2000]
     rows = functions(data)

@@ -1815,7 +1815,7 @@ Recorder_read(Recorder *r, PyObject *arg)
 }
 
 /* recent(info, limit): the newest calls of that function, oldest first, as tuples
-   (end_ns, duration_ns, thread identity, outcome or None). */
+   (end_ns, duration_ns, thread identity, outcome or None, (allocations, bytes) or None). */
 static PyObject *
 Recorder_recent(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
 {
