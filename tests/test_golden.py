@@ -1,0 +1,134 @@
+"""Every tool's answer and the report, byte for byte, from a store whose every figure is fixed
+(``golden/scenario.py``): refactoring views, registry or store must not change one of them.
+
+The expected files were written by main before the tool registry existed. After a change
+that is meant to alter an answer, regenerate them with ``HOTPATH_GOLDEN_UPDATE=1 pytest
+tests/test_golden.py`` and read the diff.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from golden.scenario import HERE, Clock, FakeThread, build
+
+from hotpath import stdlib
+from hotpath.store import Store
+from hotpath.views import report, shapes
+from hotpath.views.lookup import NotFound
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+UPDATE = os.environ.get("HOTPATH_GOLDEN_UPDATE") == "1"
+
+# Each tool with the arguments asked, a bad call or two among them.
+CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("profiler_status", {}),
+    ("functions_timing", {}),
+    ("functions_timing", {"limit": 2, "sort": "total"}),
+    ("functions_timing", {"sort": "p99"}),
+    ("functions_timing", {"sort": "calls"}),
+    ("functions_timing", {"sort": "avg"}),
+    ("functions_timing", {"sort": "slowest"}),
+    ("functions_timing", {"limit": 0}),
+    ("function_timing_logs", {"function_name": "handle_request"}),
+    ("function_timing_logs", {"function_name": "checksum", "limit": 3}),
+    ("function_timing_logs", {"function_name": "nothing"}),
+    ("functions_alloc", {}),
+    ("function_alloc_logs", {"function_name": "fetch", "limit": 2}),
+    ("memory_sites", {"limit": 5}),
+    ("trace_memory", {"on": False}),
+    ("trace_memory", {"on": False}),
+    ("channels", {}),
+    ("channel_logs", {"channel_name": "jobs"}),
+    ("channel_logs", {"channel_name": "inbox", "limit": 1}),
+    ("futures", {}),
+    ("future_logs", {"future_name": "_stuck"}),
+    ("streams", {}),
+    ("stream_logs", {"stream_name": "ticks", "limit": 3}),
+    ("threads", {}),
+    ("gauges", {}),
+    ("gauge_logs", {"gauge_name": "queue.depth"}),
+    ("gauge_logs", {"gauge_name": "nope"}),
+]
+
+
+def call(store: Store, name: str, arguments: dict[str, Any]) -> Any:
+    """What the MCP tool ``name`` answers, or its error's text."""
+    answers: dict[str, Callable[..., Any]] = {
+        "profiler_status": shapes.profiler_status,
+        "functions_timing": shapes.functions_timing,
+        "function_timing_logs": shapes.function_timing_logs,
+        "functions_alloc": shapes.functions_alloc,
+        "function_alloc_logs": shapes.function_alloc_logs,
+        "trace_memory": shapes.trace_memory,
+        "memory_sites": shapes.take_memory_sites,
+        "channels": shapes.channels,
+        "channel_logs": shapes.channel_logs,
+        "futures": shapes.futures,
+        "future_logs": shapes.future_logs,
+        "streams": shapes.streams,
+        "stream_logs": shapes.stream_logs,
+        "threads": shapes.threads,
+        "gauges": shapes.gauges,
+        "gauge_logs": shapes.gauge_logs,
+    }
+    arguments = dict(arguments)
+    if "limit" not in arguments and name not in ("profiler_status", "trace_memory"):
+        arguments["limit"] = 10
+    try:
+        return answers[name](store, **arguments)
+    except (shapes.BadArgument, NotFound) as error:
+        return {"error": str(error)}
+
+
+@pytest.fixture(scope="module")
+def answers() -> Iterator[dict[str, Any]]:
+    clock = Clock()
+    patch = pytest.MonkeyPatch()
+    patch.setattr(stdlib, "perf_counter_ns", clock.perf_counter_ns)
+    patch.setattr(stdlib, "time_ns", clock.time_ns)
+    patch.setattr(stdlib, "current_thread", FakeThread)
+    try:
+        during: dict[str, Any] = {}
+
+        def live(store: Store) -> None:  # while tasks are alive: one running, some waiting
+            during["futures"] = call(store, "futures", {})
+            during["future_logs"] = call(store, "future_logs", {"future_name": "_stuck"})
+            during["channels"] = call(store, "channels", {})
+
+        store = build(clock, live)
+        store.ended_ns = clock.now
+        clock.advance(1000)  # the program has ended: answers no longer move with the clock
+        calls = [[name, arguments, call(store, name, arguments)] for name, arguments in CALLS]
+        text = io.StringIO()
+        # Paths as in any checkout before the tables size their columns to them.
+        data = json.loads(
+            json.dumps(shapes.report(store, shapes.MAX_LIMIT)).replace(HERE, "<here>")
+        )
+        report.render(data, text, 10)
+        yield {"during": during, "calls": calls, "report": data, "rendered": text.getvalue()}
+    finally:
+        patch.undo()
+
+
+def _compare(actual: str, name: str) -> None:
+    actual = actual.replace(json.dumps(HERE)[1:-1], "<here>")
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(actual, encoding="utf-8")
+    assert actual == path.read_text(encoding="utf-8")
+
+
+def test_every_answer_is_unchanged(answers: dict[str, Any]) -> None:
+    for section in ("during", "calls", "report"):
+        _compare(json.dumps(answers[section], indent=1) + "\n", f"{section}.json")
+
+
+def test_the_printed_report_is_unchanged(answers: dict[str, Any]) -> None:
+    _compare(answers["rendered"], "report.txt")
