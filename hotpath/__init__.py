@@ -7,6 +7,8 @@ the gauge API whether or not they run under ``hotpath run``.
 import sys
 from typing import TYPE_CHECKING
 
+from hotpath.no_gauge import NO_GAUGE, NoGauge
+
 if TYPE_CHECKING:
     from hotpath.store.gauges import Gauge, GaugeTable
 
@@ -14,6 +16,10 @@ __version__ = "0.1.0"
 DISTRIBUTION = "hotpath-profiler"  # its name on PyPI: `pip install hotpath-profiler`
 
 MIN_PYTHON = (3, 12)
+__all__ = [
+    "DISTRIBUTION", "MIN_PYTHON", "NO_GAUGE", "NoGauge", "__version__", "gauge",
+    "require_supported_python",
+]  # fmt: skip
 
 
 def require_supported_python() -> None:
@@ -25,23 +31,6 @@ def require_supported_python() -> None:
         )
         sys.exit(2)
 
-
-class NoGauge:
-    """What ``gauge`` returns outside ``hotpath run``: every call does nothing, cheaply."""
-
-    __slots__ = ()
-
-    def set(self, value: float) -> "NoGauge":
-        return self
-
-    def inc(self, delta: float = 1) -> "NoGauge":
-        return self
-
-    def dec(self, delta: float = 1) -> "NoGauge":
-        return self
-
-
-NO_GAUGE = NoGauge()
 
 # Set by `hotpath run` to the store's gauge table before the program starts.
 _gauges: "GaugeTable | None" = None

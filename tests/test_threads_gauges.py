@@ -111,7 +111,7 @@ def test_gauge_api_costs_nothing_outside_hotpath() -> None:
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
     )
     plain = python("-c", loaded)
-    assert plain.stdout == "['hotpath']\n"
+    assert plain.stdout == "['hotpath', 'hotpath.no_gauge']\n"
 
 
 def test_the_switch_interval_is_short_only_while_hotpath_works() -> None:

@@ -6,7 +6,8 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 
-from hotpath import NO_GAUGE, NoGauge, stdlib
+from hotpath import stdlib
+from hotpath.no_gauge import NO_GAUGE, NoGauge
 from hotpath.store.capped import CappedTable
 
 Number = int | float
@@ -78,7 +79,9 @@ class Gauge:
     def read(self) -> GaugeReading:
         with self._lock:
             return GaugeReading(
-                self,
+                self.id,
+                self.name,
+                self.builtin,
                 self.value,
                 self.min,
                 self.max,
@@ -90,7 +93,9 @@ class Gauge:
 
 @dataclass(slots=True, frozen=True)
 class GaugeReading:
-    gauge: Gauge
+    id: int
+    name: str
+    builtin: bool
     value: Number
     min: Number | None
     max: Number | None
@@ -114,3 +119,6 @@ class GaugeTable(CappedTable[str, Gauge]):
 
         found = self.get(name, make)
         return NO_GAUGE if found is None else found
+
+    def read(self) -> list[GaugeReading]:
+        return [gauge.read() for gauge in self.all()]
