@@ -154,7 +154,7 @@ class Sampler:
         self, previous: ProcessFigures, user_s: float, system_s: float, now: int
     ) -> ProcessFigures:
         figures = ProcessFigures(rss_max_bytes=previous.rss_max_bytes, samples=previous.samples + 1)
-        figures.user_s, figures.system_s, figures.sampled_ns = user_s, system_s, now
+        figures.user_s, figures.system_s = user_s, system_s
         spent = user_s + system_s
         if self._process_cpu is not None:
             before, at = self._process_cpu

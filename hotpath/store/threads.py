@@ -46,7 +46,6 @@ class ProcessFigures:
     system_s: float = 0.0
     threads: int = 0
     open_fds: int = 0
-    sampled_ns: int = 0
     samples: int = 0
 
 
