@@ -281,9 +281,10 @@ class Session:
         if config.report == "none" and config.output is None:
             return
         # Imported now: the views cost the program's start ~5-9 ms it need not pay.
-        from hotpath.views import shapes
+        from hotpath.views import registry
+        from hotpath.views.common import MAX_LIMIT
 
-        data = shapes.report(self.store, shapes.MAX_LIMIT)  # files get every row, tables a few
+        data = registry.report(self.store, MAX_LIMIT)  # files get every row, tables a few
         try:
             if config.output is not None:
                 with open(config.output, "w", encoding="utf-8") as handle:

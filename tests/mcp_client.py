@@ -22,14 +22,14 @@ async def _session(port: int, token: str | None, calls: list[tuple[str, dict[str
         Client(streamable_http_client(url(port), http_client=http)) as client,
     ):
         if not calls:
-            listed = await client.list_tools()
-            return [tool.name for tool in listed.tools]
+            return (await client.list_tools()).tools
         return [await client.call_tool(name, arguments) for name, arguments in calls]
 
 
-def list_tools(port: int, token: str | None = None) -> list[str]:
-    names: list[str] = asyncio.run(_session(port, token, []))
-    return names
+def list_tools(port: int, token: str | None = None, names_only: bool = True) -> list[Any]:
+    """The tools the server lists: their names, or the SDK's descriptions of them."""
+    tools: list[Any] = asyncio.run(_session(port, token, []))
+    return [tool.name for tool in tools] if names_only else tools
 
 
 def call(port: int, tool: str, token: str | None = None, **arguments: Any) -> Any:

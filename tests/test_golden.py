@@ -11,16 +11,18 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from golden.scenario import HERE, Clock, FakeThread, build
 
 from hotpath import stdlib
 from hotpath.store import Store
-from hotpath.views import report, shapes
+from hotpath.views import registry, report
+from hotpath.views.common import MAX_LIMIT, BadArgument
 from hotpath.views.lookup import NotFound
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -60,30 +62,9 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
 
 def call(store: Store, name: str, arguments: dict[str, Any]) -> Any:
     """What the MCP tool ``name`` answers, or its error's text."""
-    answers: dict[str, Callable[..., Any]] = {
-        "profiler_status": shapes.profiler_status,
-        "functions_timing": shapes.functions_timing,
-        "function_timing_logs": shapes.function_timing_logs,
-        "functions_alloc": shapes.functions_alloc,
-        "function_alloc_logs": shapes.function_alloc_logs,
-        "trace_memory": shapes.trace_memory,
-        "memory_sites": shapes.take_memory_sites,
-        "channels": shapes.channels,
-        "channel_logs": shapes.channel_logs,
-        "futures": shapes.futures,
-        "future_logs": shapes.future_logs,
-        "streams": shapes.streams,
-        "stream_logs": shapes.stream_logs,
-        "threads": shapes.threads,
-        "gauges": shapes.gauges,
-        "gauge_logs": shapes.gauge_logs,
-    }
-    arguments = dict(arguments)
-    if "limit" not in arguments and name not in ("profiler_status", "trace_memory"):
-        arguments["limit"] = 10
     try:
-        return answers[name](store, **arguments)
-    except (shapes.BadArgument, NotFound) as error:
+        return registry.call(store, name, arguments)
+    except (BadArgument, NotFound) as error:
         return {"error": str(error)}
 
 
@@ -108,9 +89,7 @@ def answers() -> Iterator[dict[str, Any]]:
         calls = [[name, arguments, call(store, name, arguments)] for name, arguments in CALLS]
         text = io.StringIO()
         # Paths as in any checkout before the tables size their columns to them.
-        data = json.loads(
-            json.dumps(shapes.report(store, shapes.MAX_LIMIT)).replace(HERE, "<here>")
-        )
+        data = json.loads(json.dumps(registry.report(store, MAX_LIMIT)).replace(HERE, "<here>"))
         report.render(data, text, 10)
         yield {"during": during, "calls": calls, "report": data, "rendered": text.getvalue()}
     finally:
@@ -132,3 +111,24 @@ def test_every_answer_is_unchanged(answers: dict[str, Any]) -> None:
 
 def test_the_printed_report_is_unchanged(answers: dict[str, Any]) -> None:
     _compare(answers["rendered"], "report.txt")
+
+
+def test_every_answer_validates_against_its_tools_schema(answers: dict[str, Any]) -> None:
+    checked: set[str] = set()
+    report_keys = {tool.report_key: tool.name for tool in registry.TOOLS if tool.report_key}
+    answered = [
+        *((name, answer) for name, _, answer in answers["calls"] if "error" not in answer),
+        *answers["during"].items(),
+        *((report_keys[key], section) for key, section in answers["report"].items()),
+    ]
+    for name, answer in answered:
+        output = registry.BY_NAME[name].output
+        jsonschema.Draft202012Validator.check_schema(output)
+        assert output["type"] == "object"  # what MCP clients require of an outputSchema
+        jsonschema.validate(answer, output)
+        checked.add(name)
+    assert checked == set(registry.NAMES)
+    # The schemas are closed: a field that no schema names is refused.
+    extra = dict(answers["calls"][1][2], unnamed_field=1)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(extra, registry.BY_NAME["functions_timing"].output)

@@ -17,7 +17,8 @@ import pytest
 from mcp_client import call, call_many, list_tools, raw_get, raw_post, url
 from support import FIXTURES, RunningProgram, clean_env, free_port
 
-from hotpath.views.tools import TOOL_NAMES
+from hotpath.views.registry import NAMES as TOOL_NAMES
+from hotpath.views.registry import TOOLS
 
 REQUESTS = 50  # service.py fails every request whose id ends in 9: 5 of 50
 
@@ -39,9 +40,19 @@ def service() -> Iterator[int]:
     assert program.stop() == 0
 
 
-def test_lists_all_sixteen_tools(service: int) -> None:
-    assert sorted(list_tools(service)) == sorted(TOOL_NAMES)
-    assert len(TOOL_NAMES) == 16
+def test_lists_every_registered_tool_with_its_schema_and_annotations(service: int) -> None:
+    listed = {tool.name: tool for tool in list_tools(service, names_only=False)}
+    assert sorted(listed) == sorted(TOOL_NAMES)
+    for tool in TOOLS:
+        seen = listed[tool.name]
+        assert seen.description == tool.description
+        assert seen.output_schema == tool.output
+        assert seen.annotations.open_world_hint is False
+        assert seen.annotations.read_only_hint is (tool.name != "trace_memory")
+    # Arguments come from the view functions' signatures, defaults included.
+    timing = listed["functions_timing"].input_schema["properties"]
+    assert timing["limit"]["default"] == 10 and "sort" in timing
+    assert listed["function_timing_logs"].input_schema["required"] == ["function_name"]
 
 
 def test_functions_timing_reports_live_call_counts(service: int) -> None:

@@ -29,7 +29,7 @@ from hotpath import stdlib
 from hotpath.collectors.messages import describe, who
 from hotpath.filters import shown_path
 from hotpath.recorder import Exclusion, excluded
-from hotpath.store.channels import ChannelEvent, ChannelSite, ChannelTable
+from hotpath.store.channels import ChannelEvent, ChannelSite, ChannelTable, LiveQueues
 
 ATTRIBUTE = "_hotpath_channel"
 _ASSIGNED = re.compile(r"^\s*(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)\s*(?::[^=]+)?=(?!=)")
@@ -104,6 +104,24 @@ class ChannelCollector:
         self.selects = selects
         self.root = root
         self._patched: list[tuple[object, str, object]] = []
+        # The live queues of each site, not kept alive: only this collector touches them.
+        self._instances: dict[ChannelSite, weakref.WeakSet[Any]] = {}
+        table.attach(self.live_queues)
+
+    def live_queues(self, site: ChannelSite) -> LiveQueues:
+        """The store's probe: what a site's queues say now. A bounded queue's ``qsize`` is
+        exact; one being put to or read in another thread may be one item off."""
+        queues = list(self._instances.get(site, ()))
+        shut = sum(
+            1
+            for q in queues
+            if getattr(q, "_is_shutdown", False) or getattr(q, "is_shutdown", False)
+        )
+        sizes = [q.qsize() for q in queues]
+        full = sum(
+            1 for q, size in zip(queues, sizes, strict=True) if 0 < getattr(q, "maxsize", 0) <= size
+        )
+        return LiveQueues(len(queues), shut, sum(sizes), full)
 
     # -- installing ---------------------------------------------------------------------------
 
@@ -191,7 +209,7 @@ class ChannelCollector:
         with site.lock:
             site.created += 1
             site.capacities.add(getattr(instance, "maxsize", 0) or 0)
-            site.instances.add(instance)
+        self._instances.setdefault(site, weakref.WeakSet()).add(instance)
         weakref.finalize(instance, _collected, site)
         setattr(instance, ATTRIBUTE, TrackedQueue(site, order, self.main_name))
 

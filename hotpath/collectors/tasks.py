@@ -41,6 +41,7 @@ class TaskCollector:
         # id(coroutine frame) -> its task, until the recorder sees the frame start.
         self._waiting: dict[int, TaskRecord] = {}
         self._original: type | None = None
+        table.attach(running)
 
     def install(self, exclusion: Exclusion | None = None) -> None:
         """Put a Task subclass in place; with ``exclusion`` (--alloc), what it allocates in
@@ -87,6 +88,7 @@ class TaskCollector:
         record = _Record(
             self.table.next_task_id(), group, "", _created_at(self.root), stdlib.perf_counter_ns()
         )
+        record.task = None
         with group.lock:
             group.created += 1
             group.live[record.id] = record
@@ -103,12 +105,26 @@ class TaskCollector:
         return record
 
 
-class _Record(TaskRecord):
-    """A task record with the callbacks its task calls: when done, and when collected."""
+def running(records: list[TaskRecord]) -> set[int]:
+    """The store's probe: which of these started tasks are running now (the others are
+    waiting). Running means current in its event loop's thread."""
+    current = {id(task) for task in list(getattr(asyncio.tasks, "_current_tasks", {}).values())}
+    found = set()
+    for record in records:
+        task = record.task() if isinstance(record, _Record) and record.task is not None else None
+        if task is not None and id(task) in current:
+            found.add(record.id)
+    return found
 
-    __slots__ = ("forget",)
+
+class _Record(TaskRecord):
+    """A task record with the callbacks its task calls: when done, and when collected; and
+    the task itself, not kept alive (only this collector touches it)."""
+
+    __slots__ = ("forget", "task")
 
     forget: Callable[[], object]
+    task: weakref.ref[Any] | None
 
     def group_done(self, task: Any) -> None:
         now = stdlib.perf_counter_ns()

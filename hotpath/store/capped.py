@@ -31,3 +31,9 @@ class CappedTable[K: Hashable, V]:
     def all(self) -> list[V]:
         with self._lock:
             return list(self._items.values())
+
+    def by_id(self, item_id: int) -> V:
+        """The item made with ``item_id``: ids count from 1 in the order items were made,
+        and none is ever removed."""
+        with self._lock:
+            return list(self._items.values())[item_id - 1]

@@ -1,15 +1,19 @@
-"""Channels: queues between tasks or threads, one entry per creation site."""
+"""Channels: queues between tasks or threads, one entry per creation site.
+
+The channel collector writes each site's counts; what only the live queues know (how many are
+still open, how full they are) it tells through the probe it attaches (``attach``), asked once
+per ``read``. Views see ``ChannelReading``s, copies that share nothing with the table.
+"""
 
 from __future__ import annotations
 
-import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from hotpath import stdlib
 from hotpath.store.capped import CappedTable
-from hotpath.store.histogram import Distribution
+from hotpath.store.histogram import Distribution, DistributionReading
 
 RECENT_WINDOW_NS = 10 * 10**9  # "recent" rates cover the last 10 seconds
 RECENT_KEPT = 4096  # timestamps kept for recent rates
@@ -45,7 +49,40 @@ class ChannelSite:
         self.recent_receives: deque[int] = deque(maxlen=RECENT_KEPT)
         self.delay = Distribution()  # send to receive
         self.log: deque[ChannelEvent] = deque(maxlen=log_limit)
-        self.instances: weakref.WeakSet[Any] = weakref.WeakSet()  # live queues, not kept alive
+
+
+@dataclass(slots=True, frozen=True)
+class LiveQueues:
+    """What a site's queues that are still alive say now."""
+
+    instances: int  # alive (not collected), shut down or not
+    shut: int  # shut down (Queue.shutdown, 3.13)
+    size: int  # items in them
+    full: int  # bounded ones at their capacity
+
+
+NO_QUEUES = LiveQueues(0, 0, 0, 0)
+
+
+@dataclass(slots=True, frozen=True)
+class ChannelReading:
+    id: int
+    name: str
+    location: str
+    kind: str
+    capacities: list[int]  # sorted; 0 is unbounded
+    created: int
+    closed: int  # collected, or shut down
+    live: int
+    sent: int
+    received: int
+    queue_size: int
+    max_size: int
+    full_now: int
+    delay: DistributionReading
+    first_ns: int
+    recent_sends: list[int]
+    recent_receives: list[int]
 
 
 class ChannelTable(CappedTable[tuple[str, int], ChannelSite]):
@@ -54,8 +91,47 @@ class ChannelTable(CappedTable[tuple[str, int], ChannelSite]):
     def __init__(self, log_limit: int, max_sites: int = 1_000) -> None:
         super().__init__(max_sites)
         self.log_limit = log_limit
+        self._probe: Callable[[ChannelSite], LiveQueues] = lambda site: NO_QUEUES
+
+    def attach(self, probe: Callable[[ChannelSite], LiveQueues]) -> None:
+        """The collector's reading of a site's live queues."""
+        self._probe = probe
 
     def site(self, file: str, line: int, name: str, location: str, kind: str) -> ChannelSite | None:
         return self.get(
             (file, line), lambda i: ChannelSite(i, name, location, kind, self.log_limit)
         )
+
+    def read(self) -> list[ChannelReading]:
+        readings = []
+        for site in self.all():
+            queues = self._probe(site)  # outside the site's lock: qsize() takes the queue's
+            with site.lock:
+                readings.append(
+                    ChannelReading(
+                        id=site.id,
+                        name=site.name,
+                        location=site.location,
+                        kind=site.kind,
+                        capacities=sorted(site.capacities),
+                        created=site.created,
+                        closed=site.closed + queues.shut,
+                        live=queues.instances - queues.shut,
+                        sent=site.sent,
+                        received=site.received,
+                        queue_size=queues.size,
+                        max_size=site.max_size,
+                        full_now=queues.full,
+                        delay=site.delay.read(),
+                        first_ns=site.first_ns,
+                        recent_sends=list(site.recent_sends),
+                        recent_receives=list(site.recent_receives),
+                    )
+                )
+        return readings
+
+    def events(self, site_id: int) -> list[ChannelEvent]:
+        """A site's logged events, oldest first."""
+        site = self.by_id(site_id)
+        with site.lock:
+            return list(site.log)

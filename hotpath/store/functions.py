@@ -389,6 +389,11 @@ class FunctionTable:
             self.functions.append(info)
             return info
 
+    def infos(self) -> list[FunctionInfo]:
+        """Every function timed so far, in the order they were first seen."""
+        with self.lock:
+            return list(self.functions)
+
     def snapshot(self, now_ns: int) -> list[FunctionStats]:
         """Every function the recorder times, with calls in progress counted up to now_ns."""
         return self._source.read(now_ns) if self._source is not None else []

@@ -1,17 +1,21 @@
-"""Futures: asyncio tasks, grouped by the coroutine function they run."""
+"""Futures: asyncio tasks, grouped by the coroutine function they run.
+
+The task collector and the recorder write the records; whether a started task is running
+right now (or waiting) only the live task knows, so the collector attaches a probe that the
+table asks once per ``read``. Views see ``FutureReading``s and ``TaskReading``s: copies.
+"""
 
 from __future__ import annotations
 
 import itertools
 import threading
-import weakref
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from hotpath import stdlib
 from hotpath.store.capped import CappedTable
-from hotpath.store.histogram import Distribution
+from hotpath.store.histogram import Distribution, DistributionReading
 
 
 class TaskRecord:
@@ -28,7 +32,6 @@ class TaskRecord:
         "outcome",
         "polls",
         "state",
-        "task",
     )
 
     def __init__(
@@ -44,7 +47,6 @@ class TaskRecord:
         self.polls = 0  # steps: the first run, then every resume
         self.active_ns = 0  # time the coroutine actually ran
         self.outcome: str | None = None  # result or exception type
-        self.task: weakref.ref[Any] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -86,6 +88,39 @@ class FutureGroup:
         self.log.append(record)
 
 
+@dataclass(slots=True, frozen=True)
+class TaskReading:
+    id: int
+    name: str
+    state: str  # pending, running, suspended, done, cancelled or failed
+    polls: int
+    active_ns: int
+    created_at: str
+    created_ns: int
+    done_ns: int | None
+    outcome: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class FutureReading:
+    id: int
+    name: str
+    location: str
+    created: int
+    done: int
+    cancelled: int
+    failed: int
+    collected_unfinished: int
+    outcomes: Counter[str]
+    polls: int  # of finished tasks
+    active: DistributionReading
+    wall: DistributionReading
+    live: list[TaskReading]  # not finished yet
+
+
+Running = Callable[[list[TaskRecord]], set[int]]
+
+
 class FutureTable(CappedTable[tuple[str, int], FutureGroup]):
     """Task groups by the coroutine function's (file, first line)."""
 
@@ -93,6 +128,63 @@ class FutureTable(CappedTable[tuple[str, int], FutureGroup]):
         super().__init__(max_groups)
         self.log_limit = log_limit
         self._task_ids = itertools.count(1)
+        self._running: Running = lambda records: set()
+
+    def attach(self, running: Running) -> None:
+        """The collector's probe: which of these started tasks (by record id) run now."""
+        self._running = running
+
+    def read(self) -> list[FutureReading]:
+        readings = []
+        for group in self.all():
+            with group.lock:
+                live = list(group.live.values())
+                tasks = self._tasks(live)
+                readings.append(
+                    FutureReading(
+                        id=group.id,
+                        name=group.name,
+                        location=group.location,
+                        created=group.created,
+                        done=group.done,
+                        cancelled=group.cancelled,
+                        failed=group.failed,
+                        collected_unfinished=group.collected_unfinished,
+                        outcomes=Counter(group.outcomes),
+                        polls=group.polls,
+                        active=group.active.read(),
+                        wall=group.wall.read(),
+                        live=tasks,
+                    )
+                )
+        return readings
+
+    def tasks(self, group_id: int) -> list[TaskReading]:
+        """A group's unfinished and recently finished tasks."""
+        group = self.by_id(group_id)
+        with group.lock:
+            return self._tasks([*group.live.values(), *group.log])
+
+    def _tasks(self, records: list[TaskRecord]) -> list[TaskReading]:
+        running = self._running([r for r in records if r.state == "started"])
+        return [
+            TaskReading(
+                id=r.id,
+                name=r.name,
+                state=(
+                    r.state
+                    if r.state != "started"
+                    else ("running" if r.id in running else "suspended")
+                ),
+                polls=r.polls,
+                active_ns=r.active_ns,
+                created_at=r.created_at,
+                created_ns=r.created_ns,
+                done_ns=r.done_ns,
+                outcome=r.outcome,
+            )
+            for r in records
+        ]
 
     def group(self, file: str, line: int, name: str, location: str) -> FutureGroup | None:
         return self.get((file, line), lambda i: FutureGroup(i, name, location, self.log_limit))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import repeat
 from operator import mul
 
@@ -68,6 +69,16 @@ def percentiles(buckets: Counter[int], quantiles: Iterable[float]) -> dict[float
     return result
 
 
+@dataclass(slots=True, frozen=True)
+class DistributionReading:
+    """A distribution as views see it: pending values counted in, nothing shared."""
+
+    count: int
+    total: int
+    max: int
+    buckets: Counter[int]
+
+
 class Distribution:
     """Values (delays, gaps, task times) counted into a histogram in batches: adding one is
     an append. The caller serialises access (each owner has its lock)."""
@@ -86,6 +97,21 @@ class Distribution:
         self.pending.append(value)
         if len(self.pending) >= self.BATCH:
             self.fold()
+
+    def read(self) -> DistributionReading:
+        """A copy with the pending values counted in; the distribution itself is left as it
+        is (a reader never writes: the next ``add`` folds)."""
+        pending = self.pending
+        buckets = Counter(self.buckets)
+        if not pending:
+            return DistributionReading(self.count, self.total, self.max, buckets)
+        add_buckets(buckets, pending)
+        return DistributionReading(
+            self.count + len(pending),
+            self.total + sum(pending),
+            max(self.max, max(pending)),
+            buckets,
+        )
 
     def fold(self) -> None:
         pending = self.pending

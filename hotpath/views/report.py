@@ -1,15 +1,18 @@
-"""The report printed when the program ends, rendered from the same JSON shapes as the tools."""
+"""The report printed when the program ends, rendered from the JSON report (the tools' own
+answers): the functions table, which fits its columns to the terminal, then one ``Section``
+per other table, each a title and a cell maker per column."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import IO
 
 from rich.console import Console
 from rich.table import Table
 
-from hotpath.views.shapes import JSON
+from hotpath.views.common import JSON
 from hotpath.views.units import duration, size
 
 NAME_WIDTH = 48  # a longer name folds (at any character: names have no spaces to wrap at)
@@ -110,157 +113,176 @@ def _fit(
     return headers, rows, dropped
 
 
-def _allocations(section: JSON, limit: int) -> Table:
-    rows = section["functions"][:limit]
-    return _table(
-        f"allocations, by self allocated ({len(rows)}/{section['total_functions']})"
-        f" | {section['counted_allocations']:,} counted, {size(section['counted_bytes'])}",
-        ["Function", "Calls", "Allocs", "Allocated", "Self allocs", "Self", "Avg/call", "% Self"],
-        [
-            [
-                row["name"],
-                f"{row['calls']:,}",
-                f"{row['allocations']:,}",
-                row["allocated"],
-                f"{row['self_allocations']:,}",
-                row["self_allocated"],
-                _size_or_dash(row["avg_allocated_bytes"]),
-                f"{row['percent_self_allocated']:.2f}%",
-            ]
-            for row in rows
-        ],
-    )
+Cell = Callable[[JSON], str]
 
 
-def _memory_sites(section: JSON, limit: int) -> Table:
-    rows = section["sites"][:limit]
-    return _table(
-        f"live memory by site, by growth since tracing started ({len(rows)})"
-        f" | traced {section['traced']}",
-        ["Site", "Function", "Live", "Blocks", "Growth"],
-        [
-            [
-                row["site"],
-                row["function"] or "-",
-                row["live"],
-                f"{row['blocks']:,}",
-                size(row["growth_since_start_bytes"]),
-            ]
-            for row in rows
-        ],
-    )
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A table of the report, made from one section of the JSON report: its rows, its
+    title (from the section and the rows shown) and a cell maker per column."""
+
+    key: str
+    rows: Callable[[JSON], list[JSON]]  # all of them, in the order shown; the first `limit` are
+    title: Callable[[JSON, list[JSON]], str]
+    columns: tuple[tuple[str, Cell], ...]
+    shown: Callable[[JSON], bool] = lambda section: True
+
+    def table(self, section: JSON, limit: int) -> Table:
+        rows = self.rows(section)[:limit]
+        headers = [header for header, _ in self.columns]
+        cells = [[cell(row) for _, cell in self.columns] for row in rows]
+        return _table(self.title(section, rows), headers, cells)
 
 
-def _channels(section: JSON, limit: int) -> Table:
-    rows = section["channels"][:limit]
-    return _table(
-        f"channels, by send rate ({len(rows)}/{section['total_channels']})",
-        ["Channel", "Kind", "Capacity", "Sent", "Received", "Max size", "Avg delay", "State"],
-        [
-            [
-                f"{row['name']} ({row['location']})"
-                if row["name"] != row["location"]
-                else row["name"],
-                row["kind"],
-                row["capacity"],
-                f"{row['sent']:,}",
-                f"{row['received']:,}",
-                f"{row['max_queue_size']:,}",
-                _duration_or_dash(row["delay"]["avg_ns"]),
-                row["state"],
-            ]
-            for row in rows
-        ],
-    )
+def _count(key: str) -> Cell:
+    return lambda row: f"{row[key]:,}"
 
 
-def _futures(section: JSON, limit: int) -> Table:
-    rows = section["futures"][:limit]
-    return _table(
-        f"futures (asyncio tasks), unfinished first ({len(rows)}/{section['total_groups']})",
-        ["Coroutine", "Tasks", "Pending", "Suspended", "Done", "Cancelled", "Failed", "Polls"],
-        [
-            [
-                row["name"],
-                f"{row['calls']:,}",
-                f"{row['states']['pending'] + row['states']['running']:,}",
-                f"{row['states']['suspended']:,}",
-                f"{row['states']['done']:,}",
-                f"{row['states']['cancelled']:,}",
-                f"{row['states']['failed']:,}",
-                f"{row['polls']:,}",
-            ]
-            for row in rows
-        ],
-    )
+def _state_count(*states: str) -> Cell:
+    return lambda row: f"{sum(row['states'][state] for state in states):,}"
 
 
-def _streams(section: JSON, limit: int) -> Table:
-    rows = section["streams"][:limit]
-    return _table(
-        f"streams (async generators) ({len(rows)}/{section['total_streams']})",
-        ["Generator", "Instances", "Items", "Items/s", "Exhausted", "Closed early", "Active"],
-        [
-            [
-                row["name"],
-                f"{row['instances']:,}",
-                f"{row['items']:,}",
-                f"{row['items_per_s_lifetime']:,}",
-                f"{row['exhausted']:,}",
-                f"{row['closed_early']:,}",
-                f"{row['active']:,}",
-            ]
-            for row in rows
-        ],
-    )
-
-
-def _threads(section: JSON, limit: int) -> Table:
-    process = section["process"]
-    everyone = [*section["threads"], *section["ended_threads"]]
-    # At exit the last interval says little: rank by CPU over the whole run.
-    rows = sorted(everyone, key=lambda row: row["cpu_total_s"], reverse=True)[:limit]
-    return _table(
-        f"threads, by total CPU ({len(rows)}/{len(everyone)})"
-        f" | RSS {process['rss']} (max {process['rss_max']})",
-        ["Thread", "Status", "CPU %", "Max %", "Avg %", "CPU user", "CPU sys"],
-        [
-            [
-                row["name"] + (" (hotpath)" if row["hotpath_own"] else ""),
-                row["status"],
-                f"{row['cpu_percent']:.1f}",
-                f"{row['cpu_percent_max']:.1f}",
-                f"{row['cpu_percent_avg']:.1f}",
-                f"{row['cpu_user_s']:.2f} s",
-                f"{row['cpu_system_s']:.2f} s",
-            ]
-            for row in rows
-        ],
-    )
-
-
-def _gauges(section: JSON, limit: int) -> Table:
-    rows = section["gauges"][:limit]
-
-    def shown(name: str, value: float | None) -> str:
+def _gauge_value(key: str) -> Cell:
+    def shown(row: JSON) -> str:
+        value = row[key]
         if value is None:
             return "-"
-        return size(value) if name.endswith("_bytes") else f"{value:,}"
+        return size(value) if row["name"].endswith("_bytes") else f"{value:,}"
 
-    return _table(
-        f"gauges ({len(rows)}/{section['total_gauges']})",
-        ["Gauge", "Value", "Min", "Max", "Updates"],
-        [
-            [
-                row["name"],
-                shown(row["name"], row["value"]),
-                shown(row["name"], row["min"]),
-                shown(row["name"], row["max"]),
-                f"{row['updates']:,}",
-            ]
-            for row in rows
-        ],
-    )
+    return shown
+
+
+def _by_cpu(section: JSON) -> list[JSON]:
+    # At exit the last interval says little: rank by CPU over the whole run.
+    everyone = [*section["threads"], *section["ended_threads"]]
+    return sorted(everyone, key=lambda row: row["cpu_total_s"], reverse=True)
+
+
+SECTIONS = (
+    Section(
+        "functions_alloc",
+        lambda section: section["functions"],
+        lambda section, rows: (
+            f"allocations, by self allocated ({len(rows)}/{section['total_functions']})"
+            f" | {section['counted_allocations']:,} counted, {size(section['counted_bytes'])}"
+        ),
+        (
+            ("Function", lambda row: row["name"]),
+            ("Calls", _count("calls")),
+            ("Allocs", _count("allocations")),
+            ("Allocated", lambda row: row["allocated"]),
+            ("Self allocs", _count("self_allocations")),
+            ("Self", lambda row: row["self_allocated"]),
+            ("Avg/call", lambda row: _size_or_dash(row["avg_allocated_bytes"])),
+            ("% Self", lambda row: f"{row['percent_self_allocated']:.2f}%"),
+        ),
+        shown=lambda section: bool(section.get("recorded")),
+    ),
+    Section(
+        "memory_sites",
+        lambda section: section["sites"],
+        lambda section, rows: (
+            f"live memory by site, by growth since tracing started ({len(rows)})"
+            f" | traced {section['traced']}"
+        ),
+        (
+            ("Site", lambda row: row["site"]),
+            ("Function", lambda row: row["function"] or "-"),
+            ("Live", lambda row: row["live"]),
+            ("Blocks", _count("blocks")),
+            ("Growth", lambda row: size(row["growth_since_start_bytes"])),
+        ),
+        shown=lambda section: bool(section["sites"]),
+    ),
+    Section(
+        "channels",
+        lambda section: section["channels"],
+        lambda section, rows: f"channels, by send rate ({len(rows)}/{section['total_channels']})",
+        (
+            (
+                "Channel",
+                lambda row: (
+                    f"{row['name']} ({row['location']})"
+                    if row["name"] != row["location"]
+                    else row["name"]
+                ),
+            ),
+            ("Kind", lambda row: row["kind"]),
+            ("Capacity", lambda row: row["capacity"]),
+            ("Sent", _count("sent")),
+            ("Received", _count("received")),
+            ("Max size", _count("max_queue_size")),
+            ("Avg delay", lambda row: _duration_or_dash(row["delay"]["avg_ns"])),
+            ("State", lambda row: row["state"]),
+        ),
+        shown=lambda section: bool(section["channels"]),
+    ),
+    Section(
+        "futures",
+        lambda section: section["futures"],
+        lambda section, rows: (
+            f"futures (asyncio tasks), unfinished first ({len(rows)}/{section['total_groups']})"
+        ),
+        (
+            ("Coroutine", lambda row: row["name"]),
+            ("Tasks", _count("calls")),
+            ("Pending", _state_count("pending", "running")),
+            ("Suspended", _state_count("suspended")),
+            ("Done", _state_count("done")),
+            ("Cancelled", _state_count("cancelled")),
+            ("Failed", _state_count("failed")),
+            ("Polls", _count("polls")),
+        ),
+        shown=lambda section: bool(section["futures"]),
+    ),
+    Section(
+        "streams",
+        lambda section: section["streams"],
+        lambda section, rows: (
+            f"streams (async generators) ({len(rows)}/{section['total_streams']})"
+        ),
+        (
+            ("Generator", lambda row: row["name"]),
+            ("Instances", _count("instances")),
+            ("Items", _count("items")),
+            ("Items/s", _count("items_per_s_lifetime")),
+            ("Exhausted", _count("exhausted")),
+            ("Closed early", _count("closed_early")),
+            ("Active", _count("active")),
+        ),
+        shown=lambda section: bool(section["streams"]),
+    ),
+    Section(
+        "threads",
+        _by_cpu,
+        lambda section, rows: (
+            f"threads, by total CPU ({len(rows)}/{len(_by_cpu(section))})"
+            f" | RSS {section['process']['rss']} (max {section['process']['rss_max']})"
+        ),
+        (
+            ("Thread", lambda row: row["name"] + (" (hotpath)" if row["hotpath_own"] else "")),
+            ("Status", lambda row: row["status"]),
+            ("CPU %", lambda row: f"{row['cpu_percent']:.1f}"),
+            ("Max %", lambda row: f"{row['cpu_percent_max']:.1f}"),
+            ("Avg %", lambda row: f"{row['cpu_percent_avg']:.1f}"),
+            ("CPU user", lambda row: f"{row['cpu_user_s']:.2f} s"),
+            ("CPU sys", lambda row: f"{row['cpu_system_s']:.2f} s"),
+        ),
+    ),
+    Section(
+        "gauges",
+        lambda section: section["gauges"],
+        lambda section, rows: f"gauges ({len(rows)}/{section['total_gauges']})",
+        (
+            ("Gauge", lambda row: row["name"]),
+            ("Value", _gauge_value("value")),
+            ("Min", _gauge_value("min")),
+            ("Max", _gauge_value("max")),
+            ("Updates", _count("updates")),
+        ),
+        shown=lambda section: bool(section["gauges"]),
+    ),
+)
 
 
 def _duration_or_dash(ns: float | None) -> str:
@@ -293,13 +315,6 @@ def render(report: JSON, stream: IO[str], limit: int) -> None:
         f"| {status['recorder']} recorder"
     )
     console.print(_functions(report["functions_timing"], status["percentiles"], limit, width))
-    if report["functions_alloc"].get("recorded"):
-        console.print(_allocations(report["functions_alloc"], limit))
-    if report["memory_sites"]["sites"]:
-        console.print(_memory_sites(report["memory_sites"], limit))
-    for key, section in (("channels", _channels), ("futures", _futures), ("streams", _streams)):
-        if report[key][key]:
-            console.print(section(report[key], limit))
-    console.print(_threads(report["threads"], limit))
-    if report["gauges"]["gauges"]:
-        console.print(_gauges(report["gauges"], limit))
+    for section in SECTIONS:
+        if section.shown(report[section.key]):
+            console.print(section.table(report[section.key], limit))

@@ -1,4 +1,5 @@
-"""The MCP tools: thin async wrappers over ``shapes``, with descriptions written for agents.
+"""The MCP server's tools, made from the registry (``views/registry.py``): one async function
+per row, with the row's arguments, description, annotations and output schema.
 
 Tools are ``async`` on purpose: the SDK runs plain functions in worker threads, which would add
 threads to the profiled process; a snapshot is quick enough for the server's event loop.
@@ -6,12 +7,14 @@ threads to the profiled process; a snapshot is quick enough for the server's eve
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from hotpath import __version__
 from hotpath.store import Store
-from hotpath.views import shapes
+from hotpath.views import registry
+from hotpath.views.common import BadArgument
 from hotpath.views.lookup import NotFound
 
 INSTRUCTIONS = """\
@@ -20,105 +23,6 @@ Start with profiler_status (what is collected), then functions_timing (where tim
 Times are in nanoseconds (fields ending in _ns) with a short human string beside them.
 A *_name argument takes an exact name, an unambiguous suffix (`process_request`,
 `Handler.process_request`) or the numeric id a summary tool shows."""
-
-LIMIT_DOC = "limit: rows to return (default 10, at most 10000)."
-NAME_DOC = "takes an exact name, an unambiguous suffix, or the id from the summary tool"
-
-DESCRIPTIONS: dict[str, str] = {
-    "profiler_status": (
-        "What hotpath is watching: pid, argv, Python version, uptime, the function filters "
-        "(include/exclude globs, or the program's own source tree by default), which collectors "
-        "are on (timing, alloc, ...), and how many functions, channels, streams, futures, "
-        "threads and gauges are known so far."
-    ),
-    "functions_timing": (
-        "Functions of the program with their time, calls in progress included up to now. "
-        "self_ns: time in the function itself, not in other profiled functions it called "
-        "(where the time goes); total_ns: inclusive wall time, callees included, recursive "
-        "calls in one thread counted once (which calls are slow end to end). For generators "
-        "and coroutines a call lasts from first start to final return, suspended time "
-        "included; active_ns is the time they actually ran. calls counts calls started; "
-        "avg_ns and percentiles_ns are per finished call (null while none has finished). "
-        "percent_self: self_ns as a share of all profiled functions' self time; "
-        "percent_total: total_ns against the wall time (concurrent calls can pass 100%). "
-        "sort: self (default, unless HOTPATH_SORT says), total, calls, avg or p99. errors "
-        f"counts calls that raised. {LIMIT_DOC}"
-    ),
-    "function_timing_logs": (
-        "The most recent finished calls of one function, newest first: timestamp (UTC), "
-        "duration, thread name and id, and outcome (returned, or the exception type raised). "
-        f"function_name {NAME_DOC}. hotpath keeps the last 100 calls per function by default "
-        f"(HOTPATH_LOGS_LIMIT). {LIMIT_DOC}"
-    ),
-    "functions_alloc": (
-        "Allocations per function, counted exactly by allocator hooks, sorted by "
-        "self_allocated_bytes (made by the function itself, not by profiled functions it "
-        "called). allocations / allocated_bytes include callees, recursion counted once; "
-        "avg_* and percentiles_allocated_bytes are per finished call. A count is a request "
-        "to Python's allocator (objects reused from free lists, e.g. small tuples and floats, "
-        "make none); bytes are bytes requested. Frees are not counted (a free does not say its "
-        "size): for what stays alive use memory_sites. Needs hotpath run --alloc (or "
-        f"HOTPATH_ALLOC=1); without it the answer says how to turn it on. {LIMIT_DOC}"
-    ),
-    "function_alloc_logs": (
-        "The most recent finished calls of one function with the allocations each made "
-        f"(callees included). Needs --alloc. function_name {NAME_DOC}. {LIMIT_DOC}"
-    ),
-    "trace_memory": (
-        "Start (on=true) or stop (on=false) tracing live memory by allocation site with "
-        "tracemalloc, for leak hunting: what is still alive, and which lines keep adding to "
-        "it. The program runs 3-7x slower while tracing. Starting takes the baseline that "
-        "memory_sites measures growth from."
-    ),
-    "memory_sites": (
-        "Live memory by allocation site (file:line, and the profiled function it lies in) from "
-        "a tracemalloc snapshot taken now, sorted by growth since tracing started; "
-        "rising_snapshots counts consecutive snapshots in which a site grew. Needs tracing "
-        "(trace_memory, or hotpath run --alloc-sites). A snapshot pauses the program about "
-        f"0.3 s per million live blocks (snapshot_pause_ms says). {LIMIT_DOC}"
-    ),
-    "channels": (
-        "Queues used as channels between tasks or threads (asyncio.Queue and its Priority/Lifo "
-        "variants, queue.Queue, queue.SimpleQueue, ...), one entry per creation site: sent and "
-        f"received counts and rates, current and max size, send-to-receive delay. {LIMIT_DOC}"
-    ),
-    "channel_logs": (
-        f"Recent sends and receives on one channel, newest first. channel_name {NAME_DOC}. "
-        f"{LIMIT_DOC}"
-    ),
-    "futures": (
-        "asyncio tasks grouped by coroutine function: how many, their states now (pending, "
-        "running, done, cancelled, failed), polls (times resumed), active vs wall time. "
-        f"{LIMIT_DOC}"
-    ),
-    "future_logs": (
-        f"Recent task instances of one coroutine function, newest first. future_name {NAME_DOC}."
-        f" {LIMIT_DOC}"
-    ),
-    "streams": (
-        "Async generators grouped by generator function: instances, items yielded, items per "
-        f"second, state (active, exhausted, closed early). {LIMIT_DOC}"
-    ),
-    "stream_logs": (
-        f"Recent items yielded by one stream, newest first. stream_name {NAME_DOC}. {LIMIT_DOC}"
-    ),
-    "threads": (
-        "Threads of the process sampled from the OS: CPU user/system seconds, CPU percent now "
-        "and on average, status; hotpath's own threads are marked. Also process RSS. "
-        f"{LIMIT_DOC}"
-    ),
-    "gauges": (
-        "Gauges: built-in ones (RSS, CPU, open files, threads, GC, event-loop lag) and the "
-        "program's own (hotpath.gauge(name).set/inc/dec): current, min, max, updates. "
-        f"{LIMIT_DOC}"
-    ),
-    "gauge_logs": (
-        f"Recent updates of one gauge, newest first. gauge_name {NAME_DOC}. {LIMIT_DOC}"
-    ),
-}
-
-TOOL_NAMES = tuple(DESCRIPTIONS)
-
 
 # What each argument takes, for an agent that got it wrong.
 ARGUMENT_HINTS = {
@@ -161,6 +65,7 @@ def build_app(store: Store) -> Any:
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver import server as server_module
     from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import ToolAnnotations
     from pydantic import ValidationError
 
     # MCPServer() calls logging.basicConfig on the root logger, which would make the program's
@@ -173,12 +78,6 @@ def build_app(store: Store) -> Any:
         )
     finally:
         server_module.configure_logging = configure_logging  # type: ignore[attr-defined]
-
-    def answer(compute: Callable[[], shapes.JSON]) -> shapes.JSON:
-        try:
-            return compute()
-        except (shapes.BadArgument, NotFound) as error:
-            raise ToolError(str(error)) from None
 
     # The SDK answers arguments that fail validation with pydantic's text (a URL included):
     # the same error, phrased for an agent.
@@ -194,76 +93,50 @@ def build_app(store: Store) -> Any:
 
     server.call_tool = call_tool_phrased  # type: ignore[method-assign]
 
-    def register(name: str, function: Callable[..., Any]) -> None:
-        server.tool(name=name, description=DESCRIPTIONS[name])(function)
+    # The SDK derives an output schema from the return annotation (here a plain dict): the
+    # registry's, which says what each field is, is published instead.
+    list_tools = server.list_tools
 
-    async def profiler_status() -> dict[str, Any]:
-        return answer(lambda: shapes.profiler_status(store))
+    async def list_tools_with_schemas() -> list[Any]:
+        listed = await list_tools()
+        for tool in listed:
+            tool.output_schema = registry.BY_NAME[tool.name].output
+        return listed
 
-    async def functions_timing(limit: int = 10, sort: str | None = None) -> dict[str, Any]:
-        return answer(lambda: shapes.functions_timing(store, limit, sort))
+    server.list_tools = list_tools_with_schemas  # type: ignore[method-assign]
 
-    async def function_timing_logs(function_name: str, limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.function_timing_logs(store, function_name, limit))
-
-    async def functions_alloc(limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.functions_alloc(store, limit))
-
-    async def function_alloc_logs(function_name: str, limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.function_alloc_logs(store, function_name, limit))
-
-    async def trace_memory(on: bool = True) -> dict[str, Any]:
-        return answer(lambda: shapes.trace_memory(store, on))
-
-    async def memory_sites(limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.take_memory_sites(store, limit))
-
-    async def channels(limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.channels(store, limit))
-
-    async def channel_logs(channel_name: str, limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.channel_logs(store, channel_name, limit))
-
-    async def futures(limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.futures(store, limit))
-
-    async def future_logs(future_name: str, limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.future_logs(store, future_name, limit))
-
-    async def streams(limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.streams(store, limit))
-
-    async def stream_logs(stream_name: str, limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.stream_logs(store, stream_name, limit))
-
-    async def threads(limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.threads(store, limit))
-
-    async def gauges(limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.gauges(store, limit))
-
-    async def gauge_logs(gauge_name: str, limit: int = 10) -> dict[str, Any]:
-        return answer(lambda: shapes.gauge_logs(store, gauge_name, limit))
-
-    for function in (
-        profiler_status,
-        functions_timing,
-        function_timing_logs,
-        functions_alloc,
-        function_alloc_logs,
-        trace_memory,
-        memory_sites,
-        channels,
-        channel_logs,
-        futures,
-        future_logs,
-        streams,
-        stream_logs,
-        threads,
-        gauges,
-        gauge_logs,
-    ):
-        register(function.__name__, function)
+    for tool in registry.TOOLS:
+        server.add_tool(
+            _mcp_function(store, tool, ToolError),
+            name=tool.name,
+            description=tool.description,
+            annotations=ToolAnnotations(
+                read_only_hint=tool.read_only,
+                destructive_hint=False,
+                idempotent_hint=True,
+                open_world_hint=False,
+            ),
+        )
     return server.streamable_http_app(
         streamable_http_path="/mcp", stateless_http=True, json_response=True, host="127.0.0.1"
     )
+
+
+def _mcp_function(store: Store, tool: registry.Tool, error: type[Exception]) -> Callable[..., Any]:
+    """An async function with the tool's own arguments (the SDK builds the input schema from
+    its signature) that answers through the registry."""
+    signature = inspect.signature(tool.answer, eval_str=True)
+    arguments = list(signature.parameters.values())[1:]  # all but the store
+
+    async def answer(**given: Any) -> dict[str, Any]:
+        try:
+            return registry.call(store, tool.name, given)
+        except (BadArgument, NotFound) as problem:
+            raise error(str(problem)) from None
+
+    answer.__name__ = answer.__qualname__ = tool.name
+    answer.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=arguments, return_annotation=dict[str, Any]
+    )
+    answer.__annotations__ = {a.name: a.annotation for a in arguments} | {"return": dict[str, Any]}
+    return answer

@@ -236,7 +236,7 @@ def _threads(store: Store, clock: Clock) -> None:
 
     process = ProcessFigures(
         rss_bytes=50_000_000, rss_max_bytes=60_000_000, cpu_percent=87.5, user_s=3.5,
-        system_s=0.5, threads=3, open_fds=9, sampled_ns=clock.now, samples=12,
+        system_s=0.5, threads=3, open_fds=9, samples=12,
     )  # fmt: skip
     store.threads.update(
         {

@@ -1,0 +1,260 @@
+"""The tool registry: one row per tool, from which everything that lists tools is made.
+
+The MCP server registers every row (``views/tools.py``), the JSON report has one key per row
+with a ``report_key``, the README's tool list and the tests' list of names are checked against
+``NAMES``. A new tool is one function in the view module of its domain (``answer(store,
+**arguments)``, its arguments' types and defaults being the tool's), its answer's JSON Schema
+beside it, and one row here.
+
+Views read the store's snapshots and nothing else: no collector, no live object of the
+program. A tool that must act first (``memory_sites`` takes a snapshot) says so in
+``refresh``, which the MCP call runs and the exit report does not (the session took its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hotpath.store import Store
+from hotpath.views import channels, functions, futures, gauges, memory, status, streams, threads
+from hotpath.views.common import JSON, check_limit
+from hotpath.views.schema import Schema
+
+Kind = Literal["status", "summary", "logs", "control"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    answer: Callable[..., JSON]  # answer(store, **arguments)
+    output: Schema  # every answer validates against it: the MCP outputSchema
+    kind: Kind  # summary tools take a limit and are in the report; logs take a name too
+    description: str  # for agents: what it answers, and what each argument takes
+    report_key: str | None = None  # its key in the JSON report, if it has one
+    refresh: Callable[[Store], object] | None = None  # what an MCP call does first
+    read_only: bool = True  # False: it changes what hotpath does (MCP readOnlyHint)
+
+
+LIMIT_DOC = "limit: rows to return (default 10, at most 10000)."
+NAME_DOC = "takes an exact name, an unambiguous suffix, or the id from the summary tool"
+
+TOOLS: tuple[Tool, ...] = (
+    Tool(
+        "profiler_status",
+        status.profiler_status,
+        status.PROFILER_STATUS,
+        "status",
+        (
+            "What hotpath is watching: pid, argv, Python version, uptime, the function "
+            "filters (include/exclude globs, or the program's own source tree by default), "
+            "which collectors are on (timing, alloc, ...), and how many functions, channels, "
+            "streams, futures, threads and gauges are known so far."
+        ),
+        report_key="status",
+    ),
+    Tool(
+        "functions_timing",
+        functions.functions_timing,
+        functions.FUNCTIONS_TIMING,
+        "summary",
+        (
+            "Functions of the program with their time, calls in progress included up to now. "
+            "self_ns: time in the function itself, not in other profiled functions it called "
+            "(where the time goes); total_ns: inclusive wall time, callees included, recursive "
+            "calls in one thread counted once (which calls are slow end to end). For generators "
+            "and coroutines a call lasts from first start to final return, suspended time "
+            "included; active_ns is the time they actually ran. calls counts calls started; "
+            "avg_ns and percentiles_ns are per finished call (null while none has finished). "
+            "percent_self: self_ns as a share of all profiled functions' self time; "
+            "percent_total: total_ns against the wall time (concurrent calls can pass 100%). "
+            "sort: self (default, unless HOTPATH_SORT says), total, calls, avg or p99. errors "
+            f"counts calls that raised. {LIMIT_DOC}"
+        ),
+        report_key="functions_timing",
+    ),
+    Tool(
+        "function_timing_logs",
+        functions.function_timing_logs,
+        functions.FUNCTION_TIMING_LOGS,
+        "logs",
+        (
+            "The most recent finished calls of one function, newest first: timestamp (UTC), "
+            "duration, thread name and id, and outcome (returned, or the exception type raised). "
+            f"function_name {NAME_DOC}. hotpath keeps the last 100 calls per function by default "
+            f"(HOTPATH_LOGS_LIMIT). {LIMIT_DOC}"
+        ),
+    ),
+    Tool(
+        "functions_alloc",
+        functions.functions_alloc,
+        functions.FUNCTIONS_ALLOC,
+        "summary",
+        (
+            "Allocations per function, counted exactly by allocator hooks, sorted by "
+            "self_allocated_bytes (made by the function itself, not by profiled functions it "
+            "called). allocations / allocated_bytes include callees, recursion counted once; "
+            "avg_* and percentiles_allocated_bytes are per finished call. A count is a request "
+            "to Python's allocator (objects reused from free lists, e.g. small tuples and floats, "
+            "make none); bytes are bytes requested. Frees are not counted (a free does not say its "
+            "size): for what stays alive use memory_sites. Needs hotpath run --alloc (or "
+            f"HOTPATH_ALLOC=1); without it the answer says how to turn it on. {LIMIT_DOC}"
+        ),
+        report_key="functions_alloc",
+    ),
+    Tool(
+        "function_alloc_logs",
+        functions.function_alloc_logs,
+        functions.FUNCTION_ALLOC_LOGS,
+        "logs",
+        (
+            "The most recent finished calls of one function with the allocations each made "
+            f"(callees included). Needs --alloc. function_name {NAME_DOC}. {LIMIT_DOC}"
+        ),
+    ),
+    Tool(
+        "trace_memory",
+        memory.trace_memory,
+        memory.TRACE_MEMORY,
+        "control",
+        (
+            "Start (on=true) or stop (on=false) tracing live memory by allocation site with "
+            "tracemalloc, for leak hunting: what is still alive, and which lines keep adding to "
+            "it. The program runs 3-7x slower while tracing. Starting takes the baseline that "
+            "memory_sites measures growth from."
+        ),
+        read_only=False,
+    ),
+    Tool(
+        "memory_sites",
+        memory.memory_sites,
+        memory.MEMORY_SITES,
+        "summary",
+        (
+            "Live memory by allocation site (file:line, and the profiled function it lies in) from "
+            "a tracemalloc snapshot taken now, sorted by growth since tracing started; "
+            "rising_snapshots counts consecutive snapshots in which a site grew. Needs tracing "
+            "(trace_memory, or hotpath run --alloc-sites). A snapshot pauses the program about "
+            f"0.3 s per million live blocks (snapshot_pause_ms says). {LIMIT_DOC}"
+        ),
+        report_key="memory_sites",
+        refresh=memory.take_snapshot,
+    ),
+    Tool(
+        "channels",
+        channels.channels,
+        channels.CHANNELS,
+        "summary",
+        (
+            "Queues used as channels between tasks or threads (asyncio.Queue and its Priority/Lifo "
+            "variants, queue.Queue, queue.SimpleQueue, ...), one entry per creation site: sent and "
+            f"received counts and rates, current and max size, send-to-receive delay. {LIMIT_DOC}"
+        ),
+        report_key="channels",
+    ),
+    Tool(
+        "channel_logs",
+        channels.channel_logs,
+        channels.CHANNEL_LOGS,
+        "logs",
+        (
+            f"Recent sends and receives on one channel, newest first. channel_name {NAME_DOC}. "
+            f"{LIMIT_DOC}"
+        ),
+    ),
+    Tool(
+        "futures",
+        futures.futures,
+        futures.FUTURES,
+        "summary",
+        (
+            "asyncio tasks grouped by coroutine function: how many, their states now (pending, "
+            "running, done, cancelled, failed), polls (times resumed), active vs wall time. "
+            f"{LIMIT_DOC}"
+        ),
+        report_key="futures",
+    ),
+    Tool(
+        "future_logs",
+        futures.future_logs,
+        futures.FUTURE_LOGS,
+        "logs",
+        (
+            "Recent task instances of one coroutine function, newest first. "
+            f"future_name {NAME_DOC}. {LIMIT_DOC}"
+        ),
+    ),
+    Tool(
+        "streams",
+        streams.streams,
+        streams.STREAMS,
+        "summary",
+        (
+            "Async generators grouped by generator function: instances, items yielded, items per "
+            f"second, state (active, exhausted, closed early). {LIMIT_DOC}"
+        ),
+        report_key="streams",
+    ),
+    Tool(
+        "stream_logs",
+        streams.stream_logs,
+        streams.STREAM_LOGS,
+        "logs",
+        (f"Recent items yielded by one stream, newest first. stream_name {NAME_DOC}. {LIMIT_DOC}"),
+    ),
+    Tool(
+        "threads",
+        threads.threads,
+        threads.THREADS,
+        "summary",
+        (
+            "Threads of the process sampled from the OS: CPU user/system seconds, CPU percent now "
+            "and on average, status; hotpath's own threads are marked. Also process RSS. "
+            f"{LIMIT_DOC}"
+        ),
+        report_key="threads",
+    ),
+    Tool(
+        "gauges",
+        gauges.gauges,
+        gauges.GAUGES,
+        "summary",
+        (
+            "Gauges: built-in ones (RSS, CPU, open files, threads, GC, event-loop lag) and the "
+            "program's own (hotpath.gauge(name).set/inc/dec): current, min, max, updates. "
+            f"{LIMIT_DOC}"
+        ),
+        report_key="gauges",
+    ),
+    Tool(
+        "gauge_logs",
+        gauges.gauge_logs,
+        gauges.GAUGE_LOGS,
+        "logs",
+        (f"Recent updates of one gauge, newest first. gauge_name {NAME_DOC}. {LIMIT_DOC}"),
+    ),
+)
+NAMES = tuple(tool.name for tool in TOOLS)
+BY_NAME = {tool.name: tool for tool in TOOLS}
+
+
+def call(store: Store, name: str, arguments: dict[str, Any]) -> JSON:
+    """What the tool ``name`` answers now; ``BadArgument`` or ``NotFound`` when it cannot."""
+    tool = BY_NAME[name]
+    if "limit" in arguments:
+        check_limit(arguments["limit"])
+    if tool.refresh is not None:
+        tool.refresh(store)
+    return tool.answer(store, **arguments)
+
+
+def report(store: Store, limit: int) -> JSON:
+    """The JSON report written at exit: every section, in the same shapes as the tools."""
+    return {
+        tool.report_key: tool.answer(store, limit=limit)
+        if tool.kind == "summary"
+        else tool.answer(store)
+        for tool in TOOLS
+        if tool.report_key is not None
+    }
