@@ -23,19 +23,6 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-# Options that take a value, for splitting the command line before argparse runs.
-_VALUE_OPTIONS = {
-    "--include",
-    "--exclude",
-    "--percentiles",
-    "--limit",
-    "--report",
-    "--sort",
-    "--output",
-    "-o",
-    "--mcp-port",
-}
-
 USAGE = "hotpath run [options] (app.py | -m module) [args ...]"
 
 
@@ -106,8 +93,19 @@ def _run_parser() -> _Parser:
     return parser
 
 
+def _value_options() -> set[str]:
+    """The options that take a value (the next token is theirs), as the parser declares them."""
+    return {
+        option
+        for action in _run_parser()._actions
+        if action.nargs != 0
+        for option in action.option_strings
+    }
+
+
 def split_command_line(args: list[str]) -> tuple[list[str], str | None, bool, list[str]]:
     """Split into (hotpath options, script or module, is_module, program arguments)."""
+    takes_value = _value_options()
     index = 0
     while index < len(args):
         token = args[index]
@@ -121,7 +119,7 @@ def split_command_line(args: list[str]) -> tuple[list[str], str | None, bool, li
             return args[:index], token[2:], True, args[index + 1 :]
         if not token.startswith("-") or token == "-":
             return args[:index], token, False, args[index + 1 :]
-        index += 2 if token in _VALUE_OPTIONS else 1
+        index += 2 if token in takes_value else 1
     return args, None, False, []
 
 

@@ -18,11 +18,12 @@ import warnings
 from types import FrameType
 from typing import IO, Protocol
 
-import hotpath
 from hotpath import launcher, stdlib
+from hotpath.collectors import Collector
 from hotpath.collectors.channels import ChannelCollector
 from hotpath.collectors.event_loops import LoopRegistry
-from hotpath.collectors.memory import SiteTracer
+from hotpath.collectors.gauges import ProgramGauges
+from hotpath.collectors.memory import MemoryCollector
 from hotpath.collectors.sampler import Sampler
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
@@ -50,19 +51,17 @@ class Session:
         function_filter = FunctionFilter(
             config.include, config.exclude, roots=[program.root], roots_chosen=program.root_chosen
         )
+        # hotpath's own lines go to the stderr the program started with, even if it closes or
+        # replaces sys.stderr, and never into the program's own stdout.
+        self.err: IO[str] = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace")
+        self.err.reconfigure(line_buffering=True)
+        self._mcp = config.mcp and not self._shadows(SERVER, "the MCP server is off")
+        sample = not self._shadows(SAMPLER, "threads and process figures are off")
+        self._plain_report = bool(self._shadows(REPORT, "the report is printed as JSON"))
         info = RunInfo(
             argv=program.argv,
             filters=function_filter.describe(),
-            collectors={
-                "timing": True,
-                "alloc": config.alloc and config.recorder == "c",
-                "channels": True,
-                "futures": True,
-                "streams": True,
-                "threads": True,
-                "gauges": True,
-                "mcp": config.mcp,
-            },
+            collectors={},
             percentiles=config.percentiles,
             recorder=config.recorder,
             sort=config.sort,
@@ -75,61 +74,61 @@ class Session:
             ),
             sample_interval_s=config.threads_interval_ms / 1000,
         )
-        self.store = Store(info, config.logs_limit, config.max_functions)
-        store, root, name = self.store, program.root, program.name
-        self.channels = ChannelCollector(
-            store.channels,
-            lambda frame: function_filter.selects(
-                qualified_name(frame.f_code, frame, name), frame.f_code.co_filename
-            ),
-            root,
-            name,
-        )
-        self.tasks = TaskCollector(store.futures, function_filter.selects, name, root)
-        self.timing = TimingCollector(
+        self.store = store = Store(info, config.logs_limit, config.max_functions)
+        root, name = program.root, program.name
+        streams = StreamCollector(store.streams, root, name)
+        tasks = TaskCollector(store.futures, function_filter.selects, name, root)
+        timing = TimingCollector(
             store.functions,
             function_filter,
             name,
             config.recorder,
-            AsyncioListener(self.tasks, StreamCollector(store.streams, root, name)),
+            AsyncioListener(tasks, streams),
             count_allocations=config.alloc,
         )
-        store.memory.attach(SiteTracer())
-        self.loops = LoopRegistry()
-        self.sampler = Sampler(self.store, info.sample_interval_s, self.loops)
-        # hotpath's own lines go to the stderr the program started with, even if it closes or
-        # replaces sys.stderr, and never into the program's own stdout.
-        self.err: IO[str] = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace")
-        self.err.reconfigure(line_buffering=True)
+        # --alloc: what the asyncio collectors record in the program's calls is hotpath's. The
+        # recorder (made with the task collector as its listener) says how to hold it out.
+        exclusion = timing.recorder.exclusion
+        tasks.exclusion = exclusion
+        loops = LoopRegistry()
+        # In this order: their entries in profiler_status, and the order every hook runs in
+        # (the sampler imports psutil before tracemalloc may start; timing starts last).
+        self.collectors: list[Collector] = [
+            timing,
+            ChannelCollector(
+                store.channels,
+                lambda frame: function_filter.selects(
+                    qualified_name(frame.f_code, frame, name), frame.f_code.co_filename
+                ),
+                root,
+                name,
+                exclusion,
+            ),
+            tasks,
+            streams,
+            Sampler(store, info.sample_interval_s, loops, enabled=sample),
+            MemoryCollector(store.memory, from_start=config.alloc_sites),
+            loops,
+            ProgramGauges(store.gauges),
+        ]
+        for collector in self.collectors:
+            info.collectors.update(collector.provides())
         self.server: Server | None = None
         self._exit_signal: int | None = None
         self._fork_filter: object | None = None
-        self._plain_report = False
         self._finished = stdlib.new_lock()
 
     def run(self) -> None:
         """Run the program; always ends by raising SystemExit, like the interpreter would."""
-        mcp = self.config.mcp and not self._shadows(SERVER, "the MCP server is off")
-        sample = not self._shadows(SAMPLER, "threads and process figures are off")
-        self._plain_report = bool(self._shadows(REPORT, "the report is printed as JSON"))
-        if mcp:
+        if self._mcp:
             self._start_server()
-        collectors = self.store.info.collectors
-        collectors["mcp"] = self.server is not None
-        collectors["threads"] = collectors["gauges"] = sample
+        self.store.info.collectors["mcp"] = self.server is not None
         atexit.register(self._finish)
         os.register_at_fork(before=self._before_fork, after_in_child=self._forget_in_child)
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, self._on_sigterm)
-        hotpath._gauges = self.store.gauges
-        self.loops.install()
-        exclusion = self.timing.recorder.exclusion  # --alloc: the collectors' records are ours
-        self.channels.install(exclusion)
-        self.tasks.install(exclusion)
-        if sample:
-            self.sampler.start()  # imports psutil: before tracemalloc starts, and the program
-        if self.config.alloc_sites:
-            self.store.memory.start_tracing()
+        for collector in self.collectors:
+            collector.install()
         launcher.install(self.program)
         if config_fallback := self.config.recorder_fallback:
             self.err.write(
@@ -137,7 +136,8 @@ class Session:
                 "timing costs several times more per call\n"
             )
         try:
-            self.timing.start()
+            for collector in self.collectors:
+                collector.start()
         except NoToolIdError as error:
             self.err.write(f"hotpath: {error}; hotpath needs one to time functions\n")
             raise SystemExit(2) from None
@@ -222,12 +222,8 @@ class Session:
         if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
             # A pool worker must die when terminate() sends SIGTERM (it hung otherwise).
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        self.timing.stop()
-        self.store.memory.stop_tracing()  # tracemalloc, if hotpath started it: 3-7x for nothing
-        self.channels.uninstall()
-        self.tasks.uninstall()
-        self.loops.uninstall()
-        hotpath._gauges = None
+        for collector in self.collectors:
+            collector.forget_in_child()
         if self.server is not None:
             # Or a child that outlives its parent keeps the port: connections hang, and the
             # next `hotpath run` on that port finds it in use.
@@ -238,19 +234,16 @@ class Session:
             return
         self._defer_signals()
         self.store.ended_ns = stdlib.perf_counter_ns()
-        if not self.timing.stop():
-            self.err.write(
-                "[hotpath] warning: the program freed or took over hotpath's sys.monitoring "
-                "tool id; timing stopped there, and the report shows what was recorded\n"
-            )
-        self.sampler.stop()
-        self.store.memory.take_snapshot()  # when tracing: the live memory the program leaves
+        for collector in self.collectors:
+            if (warning := collector.finish()) is not None:
+                self.err.write(f"[hotpath] warning: {warning}\n")
         for stream in (sys.stdout, sys.stderr):
             # Closed or replaced by the program: nothing of ours to flush then.
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 stream.flush()
         self._write_report()
-        self.store.memory.stop_tracing()
+        for collector in self.collectors:
+            collector.release()
         if self.server is not None:
             if self.config.keep_serving and self._exit_signal is None:
                 self._serve_until_interrupted()

@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 from hotpath import stdlib
+from hotpath.collectors import Collector
 from hotpath.collectors.messages import describe, who
 from hotpath.filters import shown_path
 from hotpath.recorder import Exclusion, excluded
@@ -97,8 +98,18 @@ class TrackedQueue:
         return None
 
 
-class ChannelCollector:
-    def __init__(self, table: ChannelTable, selects: Selects, root: str, main_name: str) -> None:
+class ChannelCollector(Collector):
+    def __init__(
+        self,
+        table: ChannelTable,
+        selects: Selects,
+        root: str,
+        main_name: str,
+        exclusion: Exclusion | None = None,
+    ) -> None:
+        """With ``exclusion`` (--alloc), what hotpath's patches allocate in the program's
+        calls is not counted as the program's."""
+        self.exclusion = exclusion
         self.table = table
         self.main_name = main_name
         self.selects = selects
@@ -125,9 +136,12 @@ class ChannelCollector:
 
     # -- installing ---------------------------------------------------------------------------
 
-    def install(self, exclusion: Exclusion | None = None) -> None:
-        """Patch the queue classes; with ``exclusion`` (--alloc), what hotpath's patches
-        allocate in the program's calls is not counted as the program's."""
+    def provides(self) -> dict[str, bool]:
+        return {"channels": True}
+
+    def install(self) -> None:
+        """Patch the queue classes."""
+        exclusion = self.exclusion
         created = excluded(self._created, exclusion)
         for base in (asyncio.Queue, queue.Queue):
             self._wrap_init(base, created)
@@ -186,6 +200,9 @@ class ChannelCollector:
 
         self._replace(cls, "_put", _put)
         self._replace(cls, "_get", _get)
+
+    def forget_in_child(self) -> None:
+        self.uninstall()
 
     def uninstall(self) -> None:
         while self._patched:

@@ -13,9 +13,10 @@ import weakref
 from asyncio import events
 
 from hotpath import stdlib
+from hotpath.collectors import Collector
 
 
-class LoopRegistry:
+class LoopRegistry(Collector):
     def __init__(self) -> None:
         self._loops: dict[int, weakref.ref[asyncio.AbstractEventLoop]] = {}  # thread ident
         self._original = events._set_running_loop
@@ -33,6 +34,9 @@ class LoopRegistry:
                 loops[get_ident()] = weakref.ref(loop)
 
         events._set_running_loop = _set_running_loop
+
+    def forget_in_child(self) -> None:
+        self.uninstall()
 
     def uninstall(self) -> None:
         events._set_running_loop = self._original

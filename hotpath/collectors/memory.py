@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hotpath import stdlib
+from hotpath.collectors import Collector
 from hotpath.filters import own_dirs
-from hotpath.store.memory import Site, SiteSnapshot
+from hotpath.store.memory import MemoryTable, Site, SiteSnapshot
 
 SITES_KEPT = 2_000  # per snapshot, the largest: enough to find growth, bounded
 
@@ -44,6 +45,30 @@ def _grouper() -> Callable[[Sequence[Any]], dict[Site, tuple[int, int]]]:
     except ImportError:
         return _group_in_python
     return group_traces
+
+
+class MemoryCollector(Collector):
+    """Puts the site tracer behind the memory table (tools start and stop it through the
+    table), and with ``--alloc-sites`` traces from the start."""
+
+    def __init__(self, table: MemoryTable, from_start: bool) -> None:
+        self.table = table
+        self.from_start = from_start
+        table.attach(SiteTracer())
+
+    def install(self) -> None:
+        if self.from_start:
+            self.table.start_tracing()
+
+    def finish(self) -> str | None:
+        self.table.take_snapshot()  # when tracing: the live memory the program leaves
+        return None
+
+    def release(self) -> None:
+        self.table.stop_tracing()
+
+    def forget_in_child(self) -> None:
+        self.table.stop_tracing()  # tracemalloc, if hotpath started it: 3-7x for nothing
 
 
 class SiteTracer:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hotpath import stdlib
+from hotpath.collectors import Collector
 from hotpath.collectors.event_loops import LoopRegistry
 from hotpath.store import Store
 from hotpath.store.threads import ProcessFigures, ThreadFigures
@@ -38,14 +39,16 @@ def thread_status(native_id: int) -> str:
     return _STATES.get(state, state or "unknown")
 
 
-class Sampler:
+class Sampler(Collector):
     def __init__(
         self,
         store: Store,
         interval_s: float,
         loops: LoopRegistry,
+        enabled: bool = True,
     ) -> None:
         self.store = store
+        self.enabled = enabled  # off when the program ships its own psutil
         self.interval_s = interval_s
         self.loops = loops
         self._stop = threading.Event()
@@ -54,21 +57,28 @@ class Sampler:
         self._gc_before = [(0, 0)] * 3
         self._process: psutil.Process | None = None
 
-    def start(self) -> None:
+    def provides(self) -> dict[str, bool]:
+        return {"threads": self.enabled, "gauges": self.enabled}
+
+    def install(self) -> None:
         """Import psutil, then start sampling. Called before the program's first line: psutil
         takes module-level locks from threading.Lock as it imports, and imported later, in
         the sampler's thread, it raced a program that replaces threading.Lock (it then took
         the program's). It costs the program's start ~10 ms."""
+        if not self.enabled:
+            return
         import psutil
 
         self._process = psutil.Process()
         self._thread.start()
         self.store.mark_own_thread(self._thread)
 
-    def stop(self) -> None:
+    def finish(self) -> str | None:
+        """The last sample, then the thread ends."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
+        return None
 
     def _run(self) -> None:
         process = self._process

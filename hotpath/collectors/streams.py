@@ -5,17 +5,23 @@ recorder tells items from awaits (see ``hotpath.recorder``) and hands over items
 from __future__ import annotations
 
 from hotpath import stdlib
+from hotpath.collectors import Collector
 from hotpath.collectors.messages import describe
 from hotpath.filters import shown_path
 from hotpath.store.functions import FunctionInfo
 from hotpath.store.streams import StreamInstance, StreamItem, StreamTable
 
 
-class StreamCollector:
+class StreamCollector(Collector):
+    """Installs nothing: the recorder calls it (``timing.AsyncioListener``)."""
+
     def __init__(self, table: StreamTable, root: str, main_name: str) -> None:
         self.table = table
         self.root = root
         self.main_name = main_name
+
+    def provides(self) -> dict[str, bool]:
+        return {"streams": True}
 
     def opened(self, info: FunctionInfo) -> StreamInstance | None:
         stream = self.table.stream(

@@ -23,6 +23,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from hotpath import stdlib
+from hotpath.collectors import Collector
 from hotpath.filters import shown_path
 from hotpath.recorder import Exclusion, excluded
 from hotpath.store.futures import FutureTable, TaskRecord
@@ -32,8 +33,18 @@ Selects = Callable[[str, str], bool]  # (module.qualname, file) -> timed?
 _ASYNCIO_DIR = os.path.join(os.path.dirname(asyncio.__file__), "")
 
 
-class TaskCollector:
-    def __init__(self, table: FutureTable, selects: Selects, main_name: str, root: str) -> None:
+class TaskCollector(Collector):
+    def __init__(
+        self,
+        table: FutureTable,
+        selects: Selects,
+        main_name: str,
+        root: str,
+        exclusion: Exclusion | None = None,
+    ) -> None:
+        """With ``exclusion`` (--alloc), what the Task subclass allocates in the program's
+        calls and callbacks is not counted as the program's."""
+        self.exclusion = exclusion
         self.table = table
         self.selects = selects
         self.main_name = main_name
@@ -43,9 +54,12 @@ class TaskCollector:
         self._original: type | None = None
         table.attach(running)
 
-    def install(self, exclusion: Exclusion | None = None) -> None:
-        """Put a Task subclass in place; with ``exclusion`` (--alloc), what it allocates in
-        the program's calls and callbacks is not counted as the program's."""
+    def provides(self) -> dict[str, bool]:
+        return {"futures": True}
+
+    def install(self) -> None:
+        """Put a Task subclass in place."""
+        exclusion = self.exclusion
         original: type = asyncio.tasks.Task
         self._original = original
         created = excluded(self._created, exclusion)
@@ -64,6 +78,9 @@ class TaskCollector:
         Task.__qualname__ = original.__qualname__
         setattr(asyncio.tasks, "Task", Task)  # noqa: B010 - typeshed's Task is generic
         setattr(asyncio, "Task", Task)  # noqa: B010
+
+    def forget_in_child(self) -> None:
+        self.uninstall()
 
     def uninstall(self) -> None:
         if self._original is not None:

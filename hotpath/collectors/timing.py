@@ -11,6 +11,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
+from hotpath.collectors import Collector
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
 from hotpath.filters import FunctionFilter, qualified_name
@@ -46,7 +47,7 @@ class AsyncioListener:
         self.stream_ended: Callable[[Any, str | None], None] = streams.ended
 
 
-class TimingCollector:
+class TimingCollector(Collector):
     def __init__(
         self,
         table: FunctionTable,
@@ -59,6 +60,7 @@ class TimingCollector:
         self._table = table
         self._filter = function_filter
         self._main_name = main_name
+        self._counts = count_allocations and implementation == "c"
         self.recorder: Recorder = create(
             implementation, self.decide, listener, table.log_limit, count_allocations
         )
@@ -73,9 +75,20 @@ class TimingCollector:
         module = name.removesuffix(code.co_qualname).removesuffix(".")
         return self._table.add_function(name, module, code.co_qualname, code, _kind(code))
 
+    def provides(self) -> dict[str, bool]:
+        return {"timing": True, "alloc": self._counts}
+
     def start(self) -> None:
+        """Last of all: from here on every call is timed (hotpath's own setup is not)."""
         self.recorder.start()
 
-    def stop(self) -> bool:
-        """False when the program freed hotpath's tool id or took it over meanwhile."""
-        return self.recorder.stop()
+    def finish(self) -> str | None:
+        if self.recorder.stop():
+            return None
+        return (
+            "the program freed or took over hotpath's sys.monitoring tool id; timing stopped "
+            "there, and the report shows what was recorded"
+        )
+
+    def forget_in_child(self) -> None:
+        self.recorder.stop()

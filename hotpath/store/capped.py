@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Hashable
+from typing import Protocol
 
 from hotpath import stdlib
+
+
+class Locked(Protocol):
+    @property
+    def lock(self) -> threading.Lock: ...
 
 
 class CappedTable[K: Hashable, V]:
@@ -37,3 +44,13 @@ class CappedTable[K: Hashable, V]:
         and none is ever removed."""
         with self._lock:
             return list(self._items.values())[item_id - 1]
+
+
+def copies[V: Locked, R](items: list[V], copy: Callable[[V], R]) -> list[R]:
+    """``copy(item)`` of each item, taken under the item's own lock: a consistent reading of
+    each, and no lock held longer than one copy."""
+    result = []
+    for item in items:
+        with item.lock:
+            result.append(copy(item))
+    return result

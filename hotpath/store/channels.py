@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hotpath import stdlib
-from hotpath.store.capped import CappedTable
+from hotpath.store.capped import CappedTable, copies
 from hotpath.store.histogram import Distribution, DistributionReading
 
 RECENT_WINDOW_NS = 10 * 10**9  # "recent" rates cover the last 10 seconds
@@ -103,35 +103,36 @@ class ChannelTable(CappedTable[tuple[str, int], ChannelSite]):
         )
 
     def read(self) -> list[ChannelReading]:
-        readings = []
-        for site in self.all():
-            queues = self._probe(site)  # outside the site's lock: qsize() takes the queue's
-            with site.lock:
-                readings.append(
-                    ChannelReading(
-                        id=site.id,
-                        name=site.name,
-                        location=site.location,
-                        kind=site.kind,
-                        capacities=sorted(site.capacities),
-                        created=site.created,
-                        closed=site.closed + queues.shut,
-                        live=queues.instances - queues.shut,
-                        sent=site.sent,
-                        received=site.received,
-                        queue_size=queues.size,
-                        max_size=site.max_size,
-                        full_now=queues.full,
-                        delay=site.delay.read(),
-                        first_ns=site.first_ns,
-                        recent_sends=list(site.recent_sends),
-                        recent_receives=list(site.recent_receives),
-                    )
-                )
-        return readings
+        sites = self.all()
+        # Asked before any site's lock is taken: qsize() takes the queue's own lock, which
+        # is held while a put records into the site (the other order would deadlock).
+        live = {site.id: self._probe(site) for site in sites}
+        return copies(sites, lambda site: _reading(site, live[site.id]))
 
     def events(self, site_id: int) -> list[ChannelEvent]:
         """A site's logged events, oldest first."""
         site = self.by_id(site_id)
         with site.lock:
             return list(site.log)
+
+
+def _reading(site: ChannelSite, queues: LiveQueues) -> ChannelReading:
+    return ChannelReading(
+        id=site.id,
+        name=site.name,
+        location=site.location,
+        kind=site.kind,
+        capacities=sorted(site.capacities),
+        created=site.created,
+        closed=site.closed + queues.shut,
+        live=queues.instances - queues.shut,
+        sent=site.sent,
+        received=site.received,
+        queue_size=queues.size,
+        max_size=site.max_size,
+        full_now=queues.full,
+        delay=site.delay.read(),
+        first_ns=site.first_ns,
+        recent_sends=list(site.recent_sends),
+        recent_receives=list(site.recent_receives),
+    )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hotpath import stdlib
-from hotpath.store.capped import CappedTable
+from hotpath.store.capped import CappedTable, copies
 from hotpath.store.histogram import Distribution, DistributionReading
 
 
@@ -135,29 +135,24 @@ class FutureTable(CappedTable[tuple[str, int], FutureGroup]):
         self._running = running
 
     def read(self) -> list[FutureReading]:
-        readings = []
-        for group in self.all():
-            with group.lock:
-                live = list(group.live.values())
-                tasks = self._tasks(live)
-                readings.append(
-                    FutureReading(
-                        id=group.id,
-                        name=group.name,
-                        location=group.location,
-                        created=group.created,
-                        done=group.done,
-                        cancelled=group.cancelled,
-                        failed=group.failed,
-                        collected_unfinished=group.collected_unfinished,
-                        outcomes=Counter(group.outcomes),
-                        polls=group.polls,
-                        active=group.active.read(),
-                        wall=group.wall.read(),
-                        live=tasks,
-                    )
-                )
-        return readings
+        return copies(self.all(), self._reading)
+
+    def _reading(self, group: FutureGroup) -> FutureReading:
+        return FutureReading(
+            id=group.id,
+            name=group.name,
+            location=group.location,
+            created=group.created,
+            done=group.done,
+            cancelled=group.cancelled,
+            failed=group.failed,
+            collected_unfinished=group.collected_unfinished,
+            outcomes=Counter(group.outcomes),
+            polls=group.polls,
+            active=group.active.read(),
+            wall=group.wall.read(),
+            live=self._tasks(list(group.live.values())),
+        )
 
     def tasks(self, group_id: int) -> list[TaskReading]:
         """A group's unfinished and recently finished tasks."""

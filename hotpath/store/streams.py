@@ -7,7 +7,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from hotpath import stdlib
-from hotpath.store.capped import CappedTable
+from hotpath.store.capped import CappedTable, copies
 from hotpath.store.channels import RECENT_KEPT
 from hotpath.store.histogram import Distribution, DistributionReading
 
@@ -81,29 +81,27 @@ class StreamTable(CappedTable[int, Stream]):
         return self.get(function_id, lambda i: Stream(i, name, location, self.log_limit))
 
     def read(self) -> list[StreamReading]:
-        readings = []
-        for stream in self.all():
-            with stream.lock:
-                readings.append(
-                    StreamReading(
-                        id=stream.id,
-                        name=stream.name,
-                        location=stream.location,
-                        instances=stream.instances,
-                        exhausted=stream.exhausted,
-                        closed_early=stream.closed_early,
-                        failed=stream.failed,
-                        end_reasons=Counter(stream.end_reasons),
-                        items=stream.items,
-                        first_item_ns=stream.first_item_ns,
-                        recent_items=list(stream.recent_items),
-                        gaps=stream.gaps.read(),
-                    )
-                )
-        return readings
+        return copies(self.all(), _reading)
 
     def items(self, stream_id: int) -> list[StreamItem]:
         """A stream's logged items, oldest first."""
         stream = self.by_id(stream_id)
         with stream.lock:
             return list(stream.log)
+
+
+def _reading(stream: Stream) -> StreamReading:
+    return StreamReading(
+        id=stream.id,
+        name=stream.name,
+        location=stream.location,
+        instances=stream.instances,
+        exhausted=stream.exhausted,
+        closed_early=stream.closed_early,
+        failed=stream.failed,
+        end_reasons=Counter(stream.end_reasons),
+        items=stream.items,
+        first_item_ns=stream.first_item_ns,
+        recent_items=list(stream.recent_items),
+        gaps=stream.gaps.read(),
+    )

@@ -44,6 +44,10 @@ ALLOC_OFF = (
 IDENTITY = {"id": INT, "name": STR, "location": STR, "kind": STR}
 
 
+def _identity(info: FunctionInfo) -> JSON:
+    return {"id": info.id, "name": info.name, "location": info.location, "kind": info.kind}
+
+
 # -- time -----------------------------------------------------------------------------------
 
 
@@ -53,10 +57,7 @@ def _function_row(stats: FunctionStats, store: Store, wall_ns: int, all_self_ns:
     generator_like = info.kind != "function"
     finished = totals.completed > 0  # else the per-call figures are null, not 0: none exist
     return {
-        "id": info.id,
-        "name": info.name,
-        "location": info.location,
-        "kind": info.kind,
+        **_identity(info),
         "calls": stats.calls,
         "completed": totals.completed,
         "running": stats.running,
@@ -226,10 +227,7 @@ def _alloc_row(
     info = stats.info
     own, completed = counted.own, stats.totals.completed
     return {
-        "id": info.id,
-        "name": info.name,
-        "location": info.location,
-        "kind": info.kind,
+        **_identity(info),
         "calls": stats.calls,
         "completed": completed,
         "allocations": counted.so_far.count,

@@ -232,7 +232,7 @@ TOOLS: tuple[Tool, ...] = (
         gauges.gauge_logs,
         gauges.GAUGE_LOGS,
         "logs",
-        (f"Recent updates of one gauge, newest first. gauge_name {NAME_DOC}. {LIMIT_DOC}"),
+        f"Recent updates of one gauge, newest first. gauge_name {NAME_DOC}. {LIMIT_DOC}",
     ),
 )
 NAMES = tuple(tool.name for tool in TOOLS)

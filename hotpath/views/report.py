@@ -118,24 +118,40 @@ Cell = Callable[[JSON], str]
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    """A table of the report, made from one section of the JSON report: its rows, its
-    title (from the section and the rows shown) and a cell maker per column."""
+    """A table of the report, made from one section of the JSON report: titled
+    ``title (shown/total) | note``, with one cell maker per column. Its rows are the
+    section's list named like the section unless ``rows`` orders them otherwise; it is
+    printed when it has rows unless ``shown`` says otherwise."""
 
     key: str
-    rows: Callable[[JSON], list[JSON]]  # all of them, in the order shown; the first `limit` are
-    title: Callable[[JSON, list[JSON]], str]
+    title: str
+    total: Callable[[JSON], int] | None  # None: the title says how many are shown only
     columns: tuple[tuple[str, Cell], ...]
-    shown: Callable[[JSON], bool] = lambda section: True
+    rows: Callable[[JSON], list[JSON]] | None = None
+    note: Callable[[JSON], str] | None = None
+    shown: Callable[[JSON], bool] | None = None
 
-    def table(self, section: JSON, limit: int) -> Table:
-        rows = self.rows(section)[:limit]
+    def table(self, section: JSON, limit: int) -> Table | None:
+        everything = self.rows(section) if self.rows else section[self.key]
+        if not (self.shown(section) if self.shown else everything):
+            return None
+        rows = everything[:limit]
+        counts = f"{len(rows)}/{self.total(section)}" if self.total else f"{len(rows)}"
+        title = f"{self.title} ({counts})" + (f" | {self.note(section)}" if self.note else "")
         headers = [header for header, _ in self.columns]
-        cells = [[cell(row) for _, cell in self.columns] for row in rows]
-        return _table(self.title(section, rows), headers, cells)
+        return _table(title, headers, [[cell(row) for _, cell in self.columns] for row in rows])
+
+
+def _field(key: str) -> Cell:
+    return lambda row: str(row[key])
 
 
 def _count(key: str) -> Cell:
     return lambda row: f"{row[key]:,}"
+
+
+def _total(key: str) -> Callable[[JSON], int]:
+    return lambda section: int(section[key])
 
 
 def _state_count(*states: str) -> Cell:
@@ -161,43 +177,40 @@ def _by_cpu(section: JSON) -> list[JSON]:
 SECTIONS = (
     Section(
         "functions_alloc",
-        lambda section: section["functions"],
-        lambda section, rows: (
-            f"allocations, by self allocated ({len(rows)}/{section['total_functions']})"
-            f" | {section['counted_allocations']:,} counted, {size(section['counted_bytes'])}"
-        ),
+        "allocations, by self allocated",
+        _total("total_functions"),
         (
-            ("Function", lambda row: row["name"]),
+            ("Function", _field("name")),
             ("Calls", _count("calls")),
             ("Allocs", _count("allocations")),
-            ("Allocated", lambda row: row["allocated"]),
+            ("Allocated", _field("allocated")),
             ("Self allocs", _count("self_allocations")),
-            ("Self", lambda row: row["self_allocated"]),
+            ("Self", _field("self_allocated")),
             ("Avg/call", lambda row: _size_or_dash(row["avg_allocated_bytes"])),
             ("% Self", lambda row: f"{row['percent_self_allocated']:.2f}%"),
         ),
+        rows=lambda section: section["functions"],
+        note=lambda s: f"{s['counted_allocations']:,} counted, {size(s['counted_bytes'])}",
         shown=lambda section: bool(section.get("recorded")),
     ),
     Section(
         "memory_sites",
-        lambda section: section["sites"],
-        lambda section, rows: (
-            f"live memory by site, by growth since tracing started ({len(rows)})"
-            f" | traced {section['traced']}"
-        ),
+        "live memory by site, by growth since tracing started",
+        None,
         (
-            ("Site", lambda row: row["site"]),
+            ("Site", _field("site")),
             ("Function", lambda row: row["function"] or "-"),
-            ("Live", lambda row: row["live"]),
+            ("Live", _field("live")),
             ("Blocks", _count("blocks")),
             ("Growth", lambda row: size(row["growth_since_start_bytes"])),
         ),
-        shown=lambda section: bool(section["sites"]),
+        rows=lambda section: section["sites"],
+        note=lambda section: f"traced {section['traced']}",
     ),
     Section(
         "channels",
-        lambda section: section["channels"],
-        lambda section, rows: f"channels, by send rate ({len(rows)}/{section['total_channels']})",
+        "channels, by send rate",
+        _total("total_channels"),
         (
             (
                 "Channel",
@@ -207,24 +220,21 @@ SECTIONS = (
                     else row["name"]
                 ),
             ),
-            ("Kind", lambda row: row["kind"]),
-            ("Capacity", lambda row: row["capacity"]),
+            ("Kind", _field("kind")),
+            ("Capacity", _field("capacity")),
             ("Sent", _count("sent")),
             ("Received", _count("received")),
             ("Max size", _count("max_queue_size")),
             ("Avg delay", lambda row: _duration_or_dash(row["delay"]["avg_ns"])),
-            ("State", lambda row: row["state"]),
+            ("State", _field("state")),
         ),
-        shown=lambda section: bool(section["channels"]),
     ),
     Section(
         "futures",
-        lambda section: section["futures"],
-        lambda section, rows: (
-            f"futures (asyncio tasks), unfinished first ({len(rows)}/{section['total_groups']})"
-        ),
+        "futures (asyncio tasks), unfinished first",
+        _total("total_groups"),
         (
-            ("Coroutine", lambda row: row["name"]),
+            ("Coroutine", _field("name")),
             ("Tasks", _count("calls")),
             ("Pending", _state_count("pending", "running")),
             ("Suspended", _state_count("suspended")),
@@ -233,16 +243,13 @@ SECTIONS = (
             ("Failed", _state_count("failed")),
             ("Polls", _count("polls")),
         ),
-        shown=lambda section: bool(section["futures"]),
     ),
     Section(
         "streams",
-        lambda section: section["streams"],
-        lambda section, rows: (
-            f"streams (async generators) ({len(rows)}/{section['total_streams']})"
-        ),
+        "streams (async generators)",
+        _total("total_streams"),
         (
-            ("Generator", lambda row: row["name"]),
+            ("Generator", _field("name")),
             ("Instances", _count("instances")),
             ("Items", _count("items")),
             ("Items/s", _count("items_per_s_lifetime")),
@@ -250,37 +257,35 @@ SECTIONS = (
             ("Closed early", _count("closed_early")),
             ("Active", _count("active")),
         ),
-        shown=lambda section: bool(section["streams"]),
     ),
     Section(
         "threads",
-        _by_cpu,
-        lambda section, rows: (
-            f"threads, by total CPU ({len(rows)}/{len(_by_cpu(section))})"
-            f" | RSS {section['process']['rss']} (max {section['process']['rss_max']})"
-        ),
+        "threads, by total CPU",
+        lambda section: len(_by_cpu(section)),
         (
             ("Thread", lambda row: row["name"] + (" (hotpath)" if row["hotpath_own"] else "")),
-            ("Status", lambda row: row["status"]),
+            ("Status", _field("status")),
             ("CPU %", lambda row: f"{row['cpu_percent']:.1f}"),
             ("Max %", lambda row: f"{row['cpu_percent_max']:.1f}"),
             ("Avg %", lambda row: f"{row['cpu_percent_avg']:.1f}"),
             ("CPU user", lambda row: f"{row['cpu_user_s']:.2f} s"),
             ("CPU sys", lambda row: f"{row['cpu_system_s']:.2f} s"),
         ),
+        rows=_by_cpu,
+        note=lambda s: f"RSS {s['process']['rss']} (max {s['process']['rss_max']})",
+        shown=lambda section: True,
     ),
     Section(
         "gauges",
-        lambda section: section["gauges"],
-        lambda section, rows: f"gauges ({len(rows)}/{section['total_gauges']})",
+        "gauges",
+        _total("total_gauges"),
         (
-            ("Gauge", lambda row: row["name"]),
+            ("Gauge", _field("name")),
             ("Value", _gauge_value("value")),
             ("Min", _gauge_value("min")),
             ("Max", _gauge_value("max")),
             ("Updates", _count("updates")),
         ),
-        shown=lambda section: bool(section["gauges"]),
     ),
 )
 
@@ -316,5 +321,6 @@ def render(report: JSON, stream: IO[str], limit: int) -> None:
     )
     console.print(_functions(report["functions_timing"], status["percentiles"], limit, width))
     for section in SECTIONS:
-        if section.shown(report[section.key]):
-            console.print(section.table(report[section.key], limit))
+        table = section.table(report[section.key], limit)
+        if table is not None:
+            console.print(table)

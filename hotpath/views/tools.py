@@ -30,13 +30,26 @@ ARGUMENT_HINTS = {
     "sort": "one of self, total, calls, avg, p99",
     "on": "true to start, false to stop",
 }
-NAME_SOURCES = {
-    "function_name": "functions_timing",
-    "channel_name": "channels",
-    "future_name": "futures",
-    "stream_name": "streams",
-    "gauge_name": "gauges",
-}
+
+
+def _name_sources() -> dict[str, str]:
+    """Each ``*_name`` argument, and the tool that lists the names it takes: the first summary
+    tool of the same view module (``function_name``: ``functions_timing``)."""
+    sources: dict[str, str] = {}
+    for tool in registry.TOOLS:
+        if tool.kind != "logs":
+            continue
+        module = tool.answer.__module__
+        lister = next(
+            t for t in registry.TOOLS if t.kind == "summary" and t.answer.__module__ == module
+        )
+        for argument in inspect.signature(tool.answer).parameters:
+            if argument.endswith("_name"):
+                sources.setdefault(argument, lister.name)
+    return sources
+
+
+NAME_SOURCES = _name_sources()
 
 
 def argument_errors(store: Store, error: Any) -> str:
@@ -47,7 +60,7 @@ def argument_errors(store: Store, error: Any) -> str:
         if field in NAME_SOURCES:
             hint = f"pass a name or id from {NAME_SOURCES[field]}"
             example = next(
-                (f.qualname for f in store.functions.functions if "<" not in f.qualname), None
+                (f.qualname for f in store.functions.infos() if "<" not in f.qualname), None
             )
             if field == "function_name" and example is not None:
                 hint += f", e.g. '{example}'"
