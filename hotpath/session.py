@@ -295,13 +295,16 @@ class Session:
 
     def _serve_until_interrupted(self) -> None:
         assert self.server is not None
-        self.err.write(
-            f"[hotpath] program ended; MCP server still on {self.server.url} (Ctrl-C to stop)\n"
-        )
         # Until Ctrl-C, or SIGTERM: the deferring handler notes it. Polled in 0.1 s slices, as
         # a handler that only notes wakes no one. A handler of the program's own (left in
-        # place) may raise KeyboardInterrupt instead: that ends the serving too.
+        # place) may raise KeyboardInterrupt instead: that ends the serving too, wherever it
+        # lands, the line that says how to stop included (a Ctrl-C pressed as soon as it was
+        # printed raised there: "Exception ignored in atexit callback").
         with contextlib.suppress(KeyboardInterrupt):
+            self.err.write(
+                f"[hotpath] program ended; MCP server still on {self.server.url} "
+                "(Ctrl-C to stop)\n"
+            )
             while self._exit_signal is None:
                 stdlib.sleep(0.1)
         if self._exit_signal == signal.SIGINT:
