@@ -1,20 +1,24 @@
-"""A background thread that samples the OS: per-thread CPU, process figures, built-in gauges."""
+"""A background thread that samples the OS: per-thread CPU, process figures, built-in gauges.
+
+On Linux it reads /proc through the compiled core's ``read_proc_self``, which keeps the GIL
+for the whole reading (its comment in _crecorder.c says why: read from Python, one sample
+took 90-150 ms of a busy program's wall time in GIL hand-offs). Elsewhere, or without the
+compiled core, psutil reads the same figures.
+"""
 
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from hotpath import stdlib
 from hotpath.collectors import Collector
 from hotpath.collectors.event_loops import LoopRegistry
 from hotpath.store import Store
 from hotpath.store.threads import ProcessFigures, ThreadFigures
-
-if TYPE_CHECKING:
-    import psutil
 
 THREAD_NAME = "hotpath-sampler"
 _STATES = {
@@ -26,6 +30,79 @@ _STATES = {
     "t": "stopped (traced)",
     "I": "idle",
 }
+
+
+@dataclass(slots=True, frozen=True)
+class OsReading:
+    user_s: float
+    system_s: float
+    rss_bytes: int
+    open_fds: int
+    threads: dict[int, tuple[float, float, str]]  # native id -> user s, system s, status
+
+
+Reader = Callable[[], OsReading]
+
+
+def procfs_reader() -> Reader | None:
+    """Linux's /proc, read by the compiled core in one call; None where that cannot be."""
+    try:
+        from hotpath.recorder._crecorder import read_proc_self
+    except ImportError:
+        return None
+    if read_proc_self() is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def fields(stat: bytes) -> list[bytes]:
+        return stat[stat.rfind(b")") + 2 :].split()  # after "pid (name) ": state, ppid, ...
+
+    def read() -> OsReading:
+        found = read_proc_self()
+        if found is None:  # /proc went away: not seen, but the sampler notes it
+            raise OSError("/proc/self can no longer be read")
+        stat, statm, tasks, fds = found
+        threads = {}
+        for native_id, text in tasks.items():
+            task = fields(text)  # state is field 3 of stat(5), utime 14, stime 15
+            state = task[0].decode()
+            threads[native_id] = (
+                int(task[11]) / tick,
+                int(task[12]) / tick,
+                _STATES.get(state, state or "unknown"),
+            )
+        process = fields(stat)
+        return OsReading(
+            int(process[11]) / tick,
+            int(process[12]) / tick,
+            int(statm.split()[1]) * page,
+            fds,
+            threads,
+        )
+
+    return read
+
+
+def psutil_reader() -> Reader:
+    """psutil, imported now: it takes module-level locks from threading.Lock as it imports,
+    and imported later, in the sampler's thread, it raced a program that replaces
+    threading.Lock (it then took the program's). It costs the program's start ~10 ms."""
+    import psutil
+
+    process = psutil.Process()
+
+    def read() -> OsReading:
+        threads = {
+            t.id: (t.user_time, t.system_time, thread_status(t.id)) for t in process.threads()
+        }
+        with process.oneshot():
+            cpu = process.cpu_times()
+            memory = process.memory_info()
+            fds = process.num_fds() if hasattr(process, "num_fds") else 0
+        return OsReading(cpu.user, cpu.system, memory.rss, fds, threads)
+
+    return read
 
 
 def thread_status(native_id: int) -> str:
@@ -55,21 +132,16 @@ class Sampler(Collector):
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._process_cpu: tuple[float, int] | None = None  # cpu seconds, perf ns
         self._gc_before = [(0, 0)] * 3
-        self._process: psutil.Process | None = None
+        self._read: Reader | None = None
 
     def provides(self) -> dict[str, bool]:
         return {"threads": self.enabled, "gauges": self.enabled}
 
     def install(self) -> None:
-        """Import psutil, then start sampling. Called before the program's first line: psutil
-        takes module-level locks from threading.Lock as it imports, and imported later, in
-        the sampler's thread, it raced a program that replaces threading.Lock (it then took
-        the program's). It costs the program's start ~10 ms."""
+        """Choose how to read the OS (importing psutil, if that is how), then start."""
         if not self.enabled:
             return
-        import psutil
-
-        self._process = psutil.Process()
+        self._read = procfs_reader() or psutil_reader()
         self._thread.start()
         self.store.mark_own_thread(self._thread)
 
@@ -81,48 +153,45 @@ class Sampler(Collector):
         return None
 
     def _run(self) -> None:
-        process = self._process
-        assert process is not None
-        self._sample_safely(process)
+        read = self._read
+        assert read is not None
+        self._sample_safely(read)
         while not self._stop.wait(self.interval_s):
-            self._sample_safely(process)
-        self._sample_safely(process)  # the final figures, for the report
+            self._sample_safely(read)
+        self._sample_safely(read)  # the final figures, for the report
 
-    def _sample_safely(self, process: psutil.Process) -> None:
+    def _sample_safely(self, read: Reader) -> None:
         try:
-            self.sample(process)
+            self.sample(read())
         except Exception as error:  # a sampler failure must never reach the program
             self.store.note_problem(f"thread sampler: {error!r}")
 
-    def sample(self, process: psutil.Process) -> None:
+    def sample(self, reading: OsReading) -> None:
         now = stdlib.perf_counter_ns()
         names = {t.native_id: t.name for t in stdlib.all_threads() if t.native_id is not None}
         own = self.store.own_native_ids
         table = self.store.threads
         alive: dict[int, ThreadFigures] = {}
-        for thread in process.threads():
-            previous = table.previous(thread.id)
-            seen = alive[thread.id] = self._figures(
+        for native_id, (user_s, system_s, status) in reading.threads.items():
+            previous = table.previous(native_id)
+            seen = alive[native_id] = self._figures(
                 previous,
-                thread.id,
-                names.get(thread.id, previous.name if previous else f"native-{thread.id}"),
-                thread.id in own,
-                thread.user_time,
-                thread.system_time,
+                native_id,
+                names.get(native_id, previous.name if previous else f"native-{native_id}"),
+                native_id in own,
+                user_s,
+                system_s,
+                status,
                 now,
             )
-            if thread.id not in names and seen.name != f"native-{thread.id}":
+            if native_id not in names and seen.name != f"native-{native_id}":
                 # threading has let it go and the OS has not yet: its Python work is done.
                 seen.status = "ending"
-        with process.oneshot():
-            cpu = process.cpu_times()
-            memory = process.memory_info()
-            fds = process.num_fds() if hasattr(process, "num_fds") else 0
-        figures = self._process_figures(table.read().process, cpu.user, cpu.system, now)
-        figures.rss_bytes = memory.rss
-        figures.rss_max_bytes = max(figures.rss_max_bytes, memory.rss)
+        figures = self._process_figures(table.read().process, reading.user_s, reading.system_s, now)
+        figures.rss_bytes = reading.rss_bytes
+        figures.rss_max_bytes = max(figures.rss_max_bytes, reading.rss_bytes)
         figures.threads = len(alive)
-        figures.open_fds = fds
+        figures.open_fds = reading.open_fds
         table.update(alive, figures)
         self._builtin_gauges(figures)
         self._probe_event_loops()
@@ -135,6 +204,7 @@ class Sampler(Collector):
         own: bool,
         user_s: float,
         system_s: float,
+        status: str,
         now: int,
     ) -> ThreadFigures:
         if previous is None:
@@ -150,7 +220,7 @@ class Sampler(Collector):
             native_id=native_id,
             name=name,
             own=own,
-            status=thread_status(native_id),
+            status=status,
             user_s=user_s,
             system_s=system_s,
             cpu_percent=percent,
