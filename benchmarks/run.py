@@ -1,6 +1,7 @@
 """hotpath's benchmarks: its cost against bare python and its peers, side by side in one run.
 
-    python benchmarks/run.py [--quick] [--rounds N] [--only overhead,startup,mcp,memory,exit]
+    python benchmarks/run.py [--quick] [--rounds N]
+        [--only overhead,sampler,startup,mcp,memory,exit]
 
 Every ratio is measured in one run, alternating the commands round by round after a warm-up
 round, against the bare run of the same round; the table shows the median ratio and its
@@ -155,6 +156,46 @@ def per_call_ns(rounds: int, scale: int) -> dict[str, float]:
             for name in added:
                 added[name].append((times[name] - times["python"]) / calls * 1e9)
     return {name: statistics.median(values) for name, values in added.items()}
+
+
+def sampler(rounds: int, scale: int, seconds: float) -> dict[str, Any]:
+    """The stack sampler alone: one hotpath run with it on (default interval) against the same
+    run with it off (--sample-interval-ms 0), nothing timed, alternating round by round; W5
+    has 8 busy threads. Then how close its shares come to fixtures/cpu_share.py's own."""
+    nothing = [*HOTPATH, "--no-mcp", "--include", "nothing.is.timed"]
+    commands: dict[str, Command] = {
+        "python": ([PY], {}),
+        "sampler off": ([*nothing, "--sample-interval-ms", "0"], {}),
+        "sampler on": (nothing, {}),
+    }
+    cost: dict[str, dict[str, list[float]]] = {}
+    for workload in [*NARROW, "w5_threads"]:
+        cost[workload] = {"on / off": [], "on / python": []}
+        for round_ in range(rounds + 1):
+            times = {
+                name: run_workload(cmd, workload, scale)["elapsed_s"]
+                for name, cmd in commands.items()
+            }
+            if round_:
+                cost[workload]["on / off"].append(times["sampler on"] / times["sampler off"])
+                cost[workload]["on / python"].append(times["sampler on"] / times["python"])
+    errors = []
+    fixture = HERE.parent / "fixtures" / "cpu_share.py"
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as folder:
+            report = Path(folder) / "report.json"
+            result = subprocess.run(
+                [*HOTPATH, "--no-mcp", "-o", str(report), str(fixture), str(seconds)],
+                capture_output=True, text=True, env=env(), timeout=300, check=True,
+            )  # fmt: skip
+            measured = json.loads(result.stdout.strip().splitlines()[-1])["json_percent"]
+            sampled = json.loads(report.read_text())["functions_cpu"]["functions"]
+            share = next(r["percent_total"] for r in sampled if r["name"] == "json.dumps")
+            errors.append(round(share - measured, 2))
+    return {
+        "cost": {w: {k: statistics.median(v) for k, v in rows.items()} for w, rows in cost.items()},
+        "share_error_points": errors,
+    }
 
 
 def startup(rounds: int) -> dict[str, float]:
@@ -527,7 +568,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, help="measured rounds per command (default 5; quick 3)"
     )
-    parser.add_argument("--only", default="overhead,startup,mcp,memory,exit")
+    parser.add_argument("--only", default="overhead,sampler,startup,mcp,memory,exit")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 5)
@@ -543,6 +584,7 @@ def main() -> None:
     steps: dict[str, Callable[[], Any]] = {
         "overhead": lambda: overhead(rounds, scale),
         "per_call": lambda: per_call_ns(rounds, scale),
+        "sampler": lambda: sampler(rounds, scale, 2 if args.quick else 6),
         "startup": lambda: startup(rounds),
         "mcp": lambda: {
             "latency": mcp_latency(50 if args.quick else 300),
@@ -569,7 +611,7 @@ def main() -> None:
         print("\nAdded cost per call on w1_calls (ns):")
         for name, ns in results["per_call"].items():
             print(f"  {name}: {ns:.0f}")
-    for name in ("startup", "mcp", "memory", "exit"):
+    for name in ("sampler", "startup", "mcp", "memory", "exit"):
         if name in results:
             print(f"\n{name}: {json.dumps(results[name], indent=1)}")
 

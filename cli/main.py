@@ -78,6 +78,17 @@ def _run_parser() -> _Parser:
         help="trace live memory by allocation site with tracemalloc from the start (3-7x slower)",
     )
     parser.add_argument(
+        "--sample-interval-ms",
+        metavar="MS",
+        help="how often every thread's stack is sampled for CPU (default 10; 0 turns it off)",
+    )
+    parser.add_argument(
+        "--flame",
+        metavar="FILE",
+        help="write the CPU samples at exit: FILE.speedscope.json, FILE.txt (collapsed stacks) "
+        "or FILE.html (a flame graph)",
+    )
+    parser.add_argument(
         "--no-mcp",
         dest="mcp",
         action="store_false",
@@ -144,6 +155,8 @@ def run(args: list[str]) -> None:
         keep_serving=parsed.keep_serving,
         alloc=parsed.alloc,
         alloc_sites=parsed.alloc_sites,
+        sample_interval_ms=parsed.sample_interval_ms,
+        flame=parsed.flame,
     )
     try:
         config = resolve(options, os.environ)

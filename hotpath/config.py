@@ -42,6 +42,8 @@ class Config:
     alloc: bool = False  # count allocations (compiled recorder)
     alloc_sites: bool = False  # tracemalloc from the start
     threads_interval_ms: int = 250
+    sample_interval_ms: float = 10.0  # the stack sampler's; 0 turns it off
+    flame: str | None = None  # where to write the CPU samples at exit
     recorder: Implementation = "c"
     # Why the pure-Python recorder runs although nobody asked for it, or None.
     recorder_fallback: str | None = None
@@ -102,16 +104,16 @@ def parse_token(text: str) -> str:
     return text
 
 
-def check_output(path: str) -> str:
-    """Fail now, not after an hour of profiling, when the report cannot be written."""
+def check_output(path: str, option: str = "--output") -> str:
+    """Fail now, not after an hour of profiling, when the file cannot be written."""
     existed = os.path.exists(path)
     if os.path.isdir(path):
-        raise ConfigError(f"--output {path}: is a directory")
+        raise ConfigError(f"{option} {path}: is a directory")
     try:
         with open(path, "a", encoding="utf-8"):
             pass
     except OSError as error:
-        raise ConfigError(f"--output {path}: cannot write ({error.strerror})") from None
+        raise ConfigError(f"{option} {path}: cannot write ({error.strerror})") from None
     if not existed:
         os.remove(path)
     return os.path.abspath(path)
@@ -133,6 +135,31 @@ class Options:
     keep_serving: bool = False
     alloc: bool | None = None
     alloc_sites: bool | None = None
+    sample_interval_ms: str | None = None
+    flame: str | None = None
+
+
+FLAME_FORMATS = (".speedscope.json", ".txt", ".html")
+
+
+def parse_interval(text: str) -> float:
+    what = "--sample-interval-ms"
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be a number of milliseconds, got {text!r}") from None
+    if value != 0 and not 1 <= value <= 10_000:
+        raise ConfigError(f"{what} must be 0 (off) or between 1 and 10000, got {text.strip()}")
+    return value
+
+
+def check_flame(path: str) -> str:
+    if not path.endswith(FLAME_FORMATS):
+        raise ConfigError(
+            f"--flame {path}: the name says the format, and must end in "
+            f"{', '.join(FLAME_FORMATS[:-1])} or {FLAME_FORMATS[-1]}"
+        )
+    return check_output(path, "--flame")
 
 
 def resolve(options: Options, environ: Mapping[str, str]) -> Config:
@@ -153,6 +180,8 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
     if sort not in FUNCTION_SORTS:
         raise ConfigError(f"--sort {sort!r} is not one of {', '.join(FUNCTION_SORTS)}")
     output = setting(options.output, "HOTPATH_OUTPUT")
+    sample_interval = setting(options.sample_interval_ms, "HOTPATH_SAMPLE_INTERVAL_MS")
+    flame = setting(options.flame, "HOTPATH_FLAME")
     port = setting(options.mcp_port, "HOTPATH_MCP_PORT")
     token = environ.get("HOTPATH_MCP_AUTH_TOKEN")
     mcp = options.mcp
@@ -199,6 +228,10 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
             if interval
             else defaults.threads_interval_ms
         ),
+        sample_interval_ms=(
+            parse_interval(sample_interval) if sample_interval else defaults.sample_interval_ms
+        ),
+        flame=check_flame(flame) if flame else None,
         recorder=recorder,
         recorder_fallback=fallback,
     )

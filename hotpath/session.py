@@ -25,6 +25,7 @@ from hotpath.collectors.event_loops import LoopRegistry
 from hotpath.collectors.gauges import ProgramGauges
 from hotpath.collectors.memory import MemoryCollector
 from hotpath.collectors.sampler import Sampler
+from hotpath.collectors.stacks import StackSampler
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
 from hotpath.collectors.timing import AsyncioListener, NoToolIdError, TimingCollector
@@ -73,6 +74,7 @@ class Session:
                 else None
             ),
             sample_interval_s=config.threads_interval_ms / 1000,
+            cpu_interval_s=config.sample_interval_ms / 1000,
         )
         self.store = store = Store(info, config.logs_limit, config.max_functions)
         root, name = program.root, program.name
@@ -110,6 +112,7 @@ class Session:
             MemoryCollector(store.memory, from_start=config.alloc_sites),
             loops,
             ProgramGauges(store.gauges),
+            StackSampler(store, store.cpu, name),
         ]
         for collector in self.collectors:
             info.collectors.update(collector.provides())
@@ -271,6 +274,13 @@ class Session:
 
     def _write_report(self) -> None:
         config = self.config
+        if config.flame is not None:
+            from hotpath.views import flame
+
+            try:
+                flame.write(self.store.cpu.read(), config.flame, self.program.name)
+            except OSError as error:
+                self.err.write(f"[hotpath] could not write {config.flame}: {error}\n")
         if config.report == "none" and config.output is None:
             return
         # Imported now: the views cost the program's start ~5-9 ms it need not pay.
@@ -302,8 +312,7 @@ class Session:
         # printed raised there: "Exception ignored in atexit callback").
         with contextlib.suppress(KeyboardInterrupt):
             self.err.write(
-                f"[hotpath] program ended; MCP server still on {self.server.url} "
-                "(Ctrl-C to stop)\n"
+                f"[hotpath] program ended; MCP server still on {self.server.url} (Ctrl-C to stop)\n"
             )
             while self._exit_signal is None:
                 stdlib.sleep(0.1)

@@ -57,6 +57,13 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("gauges", {}),
     ("gauge_logs", {"gauge_name": "queue.depth"}),
     ("gauge_logs", {"gauge_name": "nope"}),
+    ("functions_cpu", {}),
+    ("functions_cpu", {"limit": 2}),
+    ("cpu_stacks", {}),
+    ("cpu_stacks", {"function_name": "handle_request", "limit": 3}),
+    ("cpu_stacks", {"function_name": "nobody"}),
+    ("cpu_snapshot", {"seconds": 0}),
+    ("cpu_snapshot", {"seconds": 0.01, "limit": 2}),
 ]
 
 

@@ -12,7 +12,9 @@ from hotpath.views import registry
 
 
 def _arguments(tool: registry.Tool) -> dict[str, inspect.Parameter]:
-    return dict(list(inspect.signature(tool.answer).parameters.items())[1:])  # not the store
+    """The agent's arguments: not the store, nor the baseline a window tool is handed."""
+    parameters = list(inspect.signature(tool.answer).parameters.items())[1:]
+    return {name: parameter for name, parameter in parameters if name != "baseline"}
 
 
 def test_the_readme_lists_exactly_the_registered_tools() -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from hotpath import stdlib
 from hotpath.store.channels import ChannelTable
+from hotpath.store.cpu import CpuTable
 from hotpath.store.functions import FunctionSort, FunctionTable
 from hotpath.store.futures import FutureTable
 from hotpath.store.gauges import GaugeTable
@@ -34,6 +35,7 @@ class RunInfo:
     sort: FunctionSort = "self"  # how function tables are sorted unless a tool says
     recorder_fallback: str | None = None  # why the Python one runs, when nobody asked for it
     alloc_unavailable: str | None = None  # why --alloc was asked for and cannot count
+    cpu_interval_s: float = 0.0  # how often stacks are sampled; 0: not at all
     pid: int = field(default_factory=os.getpid)
     python: str = field(default_factory=lambda: sys.version.split()[0])
 
@@ -48,6 +50,7 @@ class Store:
         self.channels = ChannelTable(log_limit)
         self.futures = FutureTable(log_limit)
         self.streams = StreamTable(log_limit)
+        self.cpu = CpuTable(info.cpu_interval_s)
         # hotpath's own threads, marked in thread lists and left out of everything else.
         self.own_idents: set[int] = set()
         self.own_native_ids: set[int] = set()

@@ -9,6 +9,9 @@ beside it, and one row here.
 Views read the store's snapshots and nothing else: no collector, no live object of the
 program. A tool that must act first (``memory_sites`` takes a snapshot) says so in
 ``refresh``, which the MCP call runs and the exit report does not (the session took its own).
+A tool that measures a window of the run (``cpu_snapshot``) names in ``window`` what to read
+first; the call then waits its ``seconds`` (the MCP server without blocking its event loop)
+and the answer function gets that first reading as ``baseline``.
 """
 
 from __future__ import annotations
@@ -17,12 +20,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hotpath import stdlib
 from hotpath.store import Store
-from hotpath.views import channels, functions, futures, gauges, memory, status, streams, threads
+from hotpath.views import (
+    channels,
+    cpu,
+    functions,
+    futures,
+    gauges,
+    memory,
+    status,
+    streams,
+    threads,
+)
 from hotpath.views.common import JSON, check_limit
 from hotpath.views.schema import Schema
 
-Kind = Literal["status", "summary", "logs", "control"]
+Kind = Literal["status", "summary", "logs", "control", "window"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +49,7 @@ class Tool:
     report_key: str | None = None  # its key in the JSON report, if it has one
     refresh: Callable[[Store], object] | None = None  # what an MCP call does first
     read_only: bool = True  # False: it changes what hotpath does (MCP readOnlyHint)
+    window: Callable[[Store], object] | None = None  # the reading a window starts from
 
 
 LIMIT_DOC = "limit: rows to return (default 10, at most 10000)."
@@ -112,6 +127,47 @@ TOOLS: tuple[Tool, ...] = (
             "The most recent finished calls of one function with the allocations each made "
             f"(callees included). Needs --alloc. function_name {NAME_DOC}. {LIMIT_DOC}"
         ),
+    ),
+    Tool(
+        "functions_cpu",
+        cpu.functions_cpu,
+        cpu.FUNCTIONS_CPU,
+        "summary",
+        (
+            "Where the CPU goes, for ALL code (the standard library, installed packages, C "
+            "calls counted in the Python function that made them), sampled from every thread's "
+            "stack every 10 ms; threads that are waiting are not sampled. Per function: "
+            "self_samples / self_cpu_ns where it was the innermost frame, total_* where it was "
+            "anywhere on the stack; percent_* of all sampled CPU; self_s / total_s estimated "
+            "CPU seconds. Complements functions_timing (exact, but only for the functions the "
+            f"filter times). {LIMIT_DOC}"
+        ),
+        report_key="functions_cpu",
+    ),
+    Tool(
+        "cpu_stacks",
+        cpu.cpu_stacks,
+        cpu.CPU_STACKS,
+        "summary",
+        (
+            "The heaviest sampled call paths, outermost function first, merged by function, "
+            "with the CPU spent at their innermost frame. A path longer than 16 frames shows "
+            "its first 4 and last 12. function_name (optional) keeps only the paths through "
+            f"that function, shown from it down; it {NAME_DOC} (functions_cpu). {LIMIT_DOC}"
+        ),
+        report_key="cpu_stacks",
+    ),
+    Tool(
+        "cpu_snapshot",
+        cpu.cpu_snapshot,
+        cpu.CPU_SNAPSHOT,
+        "window",
+        (
+            "What the program is doing right now: samples the next `seconds` (default 5, at "
+            "most 30) and answers with that window only, functions (as functions_cpu) and "
+            f"stacks (as cpu_stacks). {LIMIT_DOC}"
+        ),
+        window=cpu.cpu_window,
     ),
     Tool(
         "trace_memory",
@@ -239,14 +295,38 @@ NAMES = tuple(tool.name for tool in TOOLS)
 BY_NAME = {tool.name: tool for tool in TOOLS}
 
 
-def call(store: Store, name: str, arguments: dict[str, Any]) -> JSON:
-    """What the tool ``name`` answers now; ``BadArgument`` or ``NotFound`` when it cannot."""
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A call begun: wait ``wait_s`` seconds, then ``finish`` answers."""
+
+    wait_s: float
+    finish: Callable[[], JSON]
+
+
+def begin(store: Store, name: str, arguments: dict[str, Any]) -> Pending:
+    """Check the arguments and do what comes before the wait; ``BadArgument`` or
+    ``NotFound`` when the tool cannot answer them."""
     tool = BY_NAME[name]
     if "limit" in arguments:
         check_limit(arguments["limit"])
     if tool.refresh is not None:
         tool.refresh(store)
-    return tool.answer(store, **arguments)
+    if tool.window is None:
+        return Pending(0.0, lambda: tool.answer(store, **arguments))
+    seconds = cpu.check_seconds(arguments.get("seconds", 5.0))
+    baseline = tool.window(store)
+    return Pending(
+        seconds if baseline is not None else 0.0,
+        lambda: tool.answer(store, baseline=baseline, **arguments),
+    )
+
+
+def call(store: Store, name: str, arguments: dict[str, Any]) -> JSON:
+    """What the tool ``name`` answers, waiting in this thread if it measures a window."""
+    pending = begin(store, name, arguments)
+    if pending.wait_s:
+        stdlib.sleep(pending.wait_s)
+    return pending.finish()
 
 
 def report(store: Store, limit: int) -> JSON:

@@ -176,6 +176,22 @@ def _by_cpu(section: JSON) -> list[JSON]:
 
 SECTIONS = (
     Section(
+        "functions_cpu",
+        "CPU by function (sampled)",
+        _total("total_functions"),
+        (
+            ("Function", _field("name")),
+            ("Self", lambda row: duration(row["self_cpu_ns"])),
+            ("% Self", lambda row: f"{row['percent_self']:.1f}%"),
+            ("Total", lambda row: duration(row["total_cpu_ns"])),
+            ("% Total", lambda row: f"{row['percent_total']:.1f}%"),
+            ("Samples", _count("total_samples")),
+        ),
+        rows=lambda section: section["functions"],
+        note=lambda s: f"all code, {s['samples']:,} samples, {s['cpu']} of CPU",
+        shown=lambda section: bool(section.get("recorded") and section["functions"]),
+    ),
+    Section(
         "functions_alloc",
         "allocations, by self allocated",
         _total("total_functions"),

@@ -7,6 +7,7 @@ threads to the profiled process; a snapshot is quick enough for the server's eve
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,7 @@ ARGUMENT_HINTS = {
     "limit": "a whole number of rows from 1 to 10000",
     "sort": "one of self, total, calls, avg, p99",
     "on": "true to start, false to stop",
+    "seconds": "a number of seconds, more than 0 and at most 30",
 }
 
 
@@ -139,11 +141,15 @@ def _mcp_function(store: Store, tool: registry.Tool, error: type[Exception]) -> 
     """An async function with the tool's own arguments (the SDK builds the input schema from
     its signature) that answers through the registry."""
     signature = inspect.signature(tool.answer, eval_str=True)
-    arguments = list(signature.parameters.values())[1:]  # all but the store
+    # All but the store, and the baseline a window tool is handed (not the agent's to give).
+    arguments = [a for a in list(signature.parameters.values())[1:] if a.name != "baseline"]
 
     async def answer(**given: Any) -> dict[str, Any]:
         try:
-            return registry.call(store, tool.name, given)
+            pending = registry.begin(store, tool.name, given)
+            if pending.wait_s:
+                await asyncio.sleep(pending.wait_s)  # other requests are answered meanwhile
+            return pending.finish()
         except (BadArgument, NotFound) as problem:
             raise error(str(problem)) from None
 

@@ -370,12 +370,14 @@ def build(clock: Clock, during: Callable[[Store], object]) -> Store:
             "streams": True,
             "threads": True,
             "gauges": True,
+            "cpu": True,
             "mcp": True,
         },
         percentiles=(50.0, 95.0, 99.0),
         sample_interval_s=0.5,
         pid=4242,
         python="3.12.0",
+        cpu_interval_s=0.01,
     )
     store = Store(info, log_limit=100, max_functions=100)
     store.functions.attach(FixedFunctions(store))
@@ -403,5 +405,26 @@ def build(clock: Clock, during: Callable[[Store], object]) -> Store:
     _gauges(store, clock)
     _threads(store, clock)
     store.memory.take_snapshot()
+    _cpu(store)
     clock.advance(250)
     return store
+
+
+def _cpu(store: Store) -> None:
+    """Stack samples as the sampler writes them: code objects and lines, outermost first
+    (``rows`` plays json.dumps: a real one's path and line differ from Python to Python)."""
+    table = store.cpu
+    main, handler, sums, dumps = (
+        _main.__code__, handle_request.__code__, checksum.__code__, rows.__code__
+    )  # fmt: skip
+    for code, name in ((main, "app.main"), (handler, "app.handle_request"), (sums, "app.checksum")):
+        table.name(code, name)
+    table.name(dumps, "json.dumps")
+    at = main.co_firstlineno
+    serve = [(id(main), at + 3), (id(handler), handler.co_firstlineno + 1)]
+    table.add([([*serve, (id(dumps), 231)], 9 * MS)] * 6)
+    table.add([([*serve, (id(sums), sums.co_firstlineno + 3)], 10 * MS)] * 3)
+    table.add([([(id(main), at + 3), (id(sums), sums.co_firstlineno + 2)], 4 * MS)])
+    table.add([([(id(main), at + 1)], 2 * MS)])
+    deep = [(id(handler), handler.co_firstlineno + 1)] * 20  # a recursion: counted once
+    table.add([([(id(main), at + 3), *deep, (id(dumps), 240)], 7 * MS)])
