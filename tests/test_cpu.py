@@ -196,3 +196,21 @@ def test_a_stack_deeper_than_the_cap_is_kept_cut_at_the_top(tmp_path: Path) -> N
     stacks = report["cpu_stacks"]["stacks"]
     assert stacks and stacks[0]["frames"] == 512  # MAX_DEPTH: the innermost frames
     assert stacks[0]["stack"][-1] == "deep.down" and "... 496 frames ..." in stacks[0]["stack"]
+
+
+def test_paths_under_a_function_start_at_it_and_merge() -> None:
+    from hotpath.store import RunInfo, Store
+    from hotpath.views.cpu import cpu_stacks
+
+    store = Store(RunInfo([], {}, {}, (50.0,), 0.25, cpu_interval_s=0.01), 10, 10)
+    codes = {name: compile("pass", name, "exec") for name in ("a", "b", "handle", "work")}
+    for name, code in codes.items():
+        store.cpu.name(code, f"app.{name}")
+    a, b, handle, work = (id(code) for code in codes.values())
+    store.cpu.add([([(a, 1), (handle, 1), (work, 1)], 30), ([(b, 1), (handle, 1), (work, 1)], 20)])
+    store.cpu.add([([(a, 1), (work, 1)], 50)])
+    under = cpu_stacks(store, function_name="handle")
+    assert under["total_stacks"] == 1
+    assert under["stacks"][0]["stack"] == ["app.handle", "app.work"]
+    assert (under["stacks"][0]["samples"], under["stacks"][0]["cpu_ns"]) == (2, 50)
+    assert cpu_stacks(store)["total_stacks"] == 3

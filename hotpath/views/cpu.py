@@ -17,6 +17,7 @@ CPU_OFF = (
 OTHER = "<other code>"  # code past the table's cap
 SHOWN_OUTER, SHOWN_INNER = 4, 12  # a longer stack shows its ends, and says what it left out
 MAX_SNAPSHOT_S = 30.0
+DEFAULT_SNAPSHOT_S = 5.0
 
 
 def _percent(part: int, whole: int) -> float:
@@ -102,19 +103,36 @@ FUNCTIONS_CPU = schema.one_of(
 
 def stacks(reading: CpuReading) -> list[tuple[tuple[int, ...], int, int]]:
     """The sampled call paths merged by function (lines set aside), with their innermost
-    samples and CPU: (code ids outermost first, samples, cpu_ns), heaviest first."""
-    keys: list[tuple[int, ...]] = [()]
-    merged: dict[tuple[int, ...], list[int]] = {}
+    samples and CPU: (code ids outermost first, samples, cpu_ns), heaviest first.
+
+    Each node's merged path is numbered by (its parent's number, its code), so the work and
+    memory stay proportional to the nodes, however deep the stacks: a path is spelled out
+    only for the numbers that have samples."""
+    ids: dict[tuple[int, int], int] = {}
+    steps: list[tuple[int, int]] = [(-1, 0)]  # number -> (parent's number, code)
+    numbers = [0]  # node -> its path's number; the root's is 0
+    figures: dict[int, list[int]] = {}
     for node in range(1, len(reading.parent)):
-        # A node's parent was made before it: its key is known already.
-        key = keys[reading.parent[node]] + (reading.code[node],)
-        keys.append(key)
+        # A node's parent was made before it: its number is known already.
+        step = (numbers[reading.parent[node]], reading.code[node])
+        number = ids.get(step)
+        if number is None:
+            number = ids[step] = len(steps)
+            steps.append(step)
+        numbers.append(number)
         if reading.node_samples[node] > 0:
-            figures = merged.setdefault(key, [0, 0])
-            figures[0] += reading.node_samples[node]
-            figures[1] += reading.node_ns[node]
-    ordered = sorted(merged.items(), key=lambda item: item[1][1], reverse=True)
-    return [(key, samples, ns) for key, (samples, ns) in ordered]
+            counted = figures.setdefault(number, [0, 0])
+            counted[0] += reading.node_samples[node]
+            counted[1] += reading.node_ns[node]
+    found = []
+    for number, (samples, ns) in figures.items():
+        codes = []
+        while number > 0:
+            number, code = steps[number]
+            codes.append(code)
+        found.append((tuple(reversed(codes)), samples, ns))
+    found.sort(key=lambda item: item[2], reverse=True)
+    return found
 
 
 def frame_name(reading: CpuReading, code: int) -> str:
@@ -122,13 +140,24 @@ def frame_name(reading: CpuReading, code: int) -> str:
     return function.name if function is not None else OTHER
 
 
-def _stack_rows(reading: CpuReading, under: int | None) -> list[JSON]:
+def _stack_rows(reading: CpuReading, under: int | None, limit: int) -> tuple[list[JSON], int]:
+    """The heaviest ``limit`` paths, as rows, and how many there are. Under a function, the
+    paths start at it (its first call on the path), merged where they then agree."""
+    paths = stacks(reading)
+    if under is not None:
+        merged: dict[tuple[int, ...], list[int]] = {}
+        for codes, samples, ns in paths:
+            if under in codes:
+                figures = merged.setdefault(codes[codes.index(under) :], [0, 0])
+                figures[0] += samples
+                figures[1] += ns
+        paths = sorted(
+            ((codes, samples, ns) for codes, (samples, ns) in merged.items()),
+            key=lambda item: item[2],
+            reverse=True,
+        )
     rows = []
-    for codes, samples, ns in stacks(reading):
-        if under is not None:
-            if under not in codes:
-                continue
-            codes = codes[codes.index(under) :]
+    for codes, samples, ns in paths[:limit]:
         names = [frame_name(reading, code) for code in codes]
         if len(names) > SHOWN_OUTER + SHOWN_INNER:
             left_out = len(names) - SHOWN_OUTER - SHOWN_INNER
@@ -143,7 +172,7 @@ def _stack_rows(reading: CpuReading, under: int | None) -> list[JSON]:
                 "cpu": units.duration(ns),
             }
         )
-    return rows
+    return rows, len(paths)
 
 
 STACK_ROW = obj(stack=schema.array(STR), frames=INT, samples=INT, cpu_ns=INT, percent=NUM, cpu=STR)
@@ -157,10 +186,10 @@ def cpu_stacks(store: Store, limit: int = DEFAULT_LIMIT, function_name: str | No
     if function_name is not None:
         chosen = find(list(reading.functions.values()), function_name, "function")
         under = next(code for code, f in reading.functions.items() if f is chosen)
-    rows = _stack_rows(reading, under)
+    rows, total = _stack_rows(reading, under, limit)
     return {
         "recorded": True,
-        **listing("stacks", rows[:limit], len(rows), "cpu_ns", "total_stacks", **_figures(reading)),
+        **listing("stacks", rows, total, "cpu_ns", "total_stacks", **_figures(reading)),
     }
 
 
@@ -185,7 +214,7 @@ def check_seconds(seconds: float) -> float:
 
 def cpu_snapshot(
     store: Store,
-    seconds: float = 5.0,
+    seconds: float = DEFAULT_SNAPSHOT_S,
     limit: int = DEFAULT_LIMIT,
     baseline: CpuReading | None = None,
 ) -> JSON:
@@ -198,7 +227,7 @@ def cpu_snapshot(
         "seconds": seconds,
         **_figures(window),
         "functions": rows[:limit],
-        "stacks": _stack_rows(window, None)[:limit],
+        "stacks": _stack_rows(window, None, limit)[0],
     }
 
 

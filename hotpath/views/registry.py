@@ -313,7 +313,7 @@ def begin(store: Store, name: str, arguments: dict[str, Any]) -> Pending:
         tool.refresh(store)
     if tool.window is None:
         return Pending(0.0, lambda: tool.answer(store, **arguments))
-    seconds = cpu.check_seconds(arguments.get("seconds", 5.0))
+    seconds = cpu.check_seconds(arguments.get("seconds", cpu.DEFAULT_SNAPSHOT_S))
     baseline = tool.window(store)
     return Pending(
         seconds if baseline is not None else 0.0,
