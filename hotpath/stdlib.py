@@ -11,10 +11,17 @@ module attributes. Everything in hotpath calls these instead of `time.*` and `th
 from __future__ import annotations
 
 import _thread
+import sys
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
+
+# Each thread's own CPU clock: Linux and most Unixes, not Windows or macOS.
+HAS_THREAD_CPU_CLOCKS = hasattr(time, "pthread_getcpuclockid") and hasattr(time, "clock_gettime_ns")
+_CPU_CLOCK_OF: Callable[[int], int] = getattr(time, "pthread_getcpuclockid", int)
+_READ_CLOCK_NS: Callable[[int], int] = getattr(time, "clock_gettime_ns", int)
 
 
 def perf_counter_ns(clock: Callable[[], int] = time.perf_counter_ns) -> int:
@@ -64,3 +71,18 @@ def all_threads(
 
 def main_thread(main: Callable[[], threading.Thread] = threading.main_thread) -> threading.Thread:
     return main()
+
+
+def current_frames(
+    frames: Callable[[], dict[int, FrameType]] = sys._current_frames,
+) -> dict[int, FrameType]:
+    return frames()
+
+
+def thread_cpu_clock(ident: int, clock: Callable[[int], int] = _CPU_CLOCK_OF) -> int:
+    """The id of thread ``ident``'s CPU clock (only where ``HAS_THREAD_CPU_CLOCKS``)."""
+    return clock(ident)
+
+
+def clock_ns(clock_id: int, read: Callable[[int], int] = _READ_CLOCK_NS) -> int:
+    return read(clock_id)

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import threading
-import time
 from types import CodeType, FrameType
 
 from hotpath import launcher, stdlib
@@ -44,7 +42,6 @@ from hotpath.store.cpu import CpuTable, Path
 
 THREAD_NAME = "hotpath-stacks"
 MAX_DEPTH = 512  # frames kept per sample, the innermost ones (a deeper stack is cut at the top)
-HAS_CPU_CLOCKS = hasattr(time, "pthread_getcpuclockid") and hasattr(time, "clock_gettime_ns")
 
 
 class StackSampler(Collector):
@@ -94,7 +91,7 @@ class StackSampler(Collector):
         """One look at every thread but hotpath's own."""
         own = self.store.own_idents
         main = stdlib.main_thread().ident
-        frames = sys._current_frames()
+        frames = stdlib.current_frames()
         samples: list[tuple[Path, int]] = []
         for ident, frame in frames.items():
             if ident == me or ident in own:
@@ -114,13 +111,13 @@ class StackSampler(Collector):
         waited (see the module's docstring). A thread seen for the first time has used all
         its CPU since then, unless it was running before the sampler started: capped the
         same way."""
-        if not HAS_CPU_CLOCKS:
+        if not stdlib.HAS_THREAD_CPU_CLOCKS:
             return elapsed_ns
         try:
             clock = self._clocks.get(ident)
             if clock is None:
-                clock = self._clocks[ident] = time.pthread_getcpuclockid(ident)
-            spent = time.clock_gettime_ns(clock)
+                clock = self._clocks[ident] = stdlib.thread_cpu_clock(ident)
+            spent = stdlib.clock_ns(clock)
         except OSError:  # it ended between the listing and the reading
             return 0
         before = self._spent.get(ident)
