@@ -7,6 +7,12 @@ module (a ``Collector`` that writes into a store table) and one line in ``Sessio
 
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hotpath.store import Store
+
 
 class Collector:
     """The hooks of a collector's life; each does nothing unless the collector needs it."""
@@ -32,3 +38,26 @@ class Collector:
     def forget_in_child(self) -> None:
         """In a forked child, which hotpath does not profile: undo what ``install`` did,
         without waiting on any lock (a thread of the parent's may have held it)."""
+
+
+class SamplingThread(Collector):
+    """A collector whose work runs in a thread of hotpath's own (marked so in the store):
+    ``_run`` loops until ``_stopping`` is set; ``finish`` sets it and waits a little."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.store = store
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _start_thread(self) -> None:
+        self._thread.start()
+        self.store.mark_own_thread(self._thread)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> str | None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        return None

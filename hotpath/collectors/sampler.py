@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import gc
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hotpath import stdlib
-from hotpath.collectors import Collector
+from hotpath.collectors import SamplingThread
 from hotpath.collectors.event_loops import LoopRegistry
 from hotpath.store import Store
 from hotpath.store.threads import ProcessFigures, ThreadFigures
@@ -116,7 +115,7 @@ def thread_status(native_id: int) -> str:
     return _STATES.get(state, state or "unknown")
 
 
-class Sampler(Collector):
+class Sampler(SamplingThread):
     def __init__(
         self,
         store: Store,
@@ -124,12 +123,10 @@ class Sampler(Collector):
         loops: LoopRegistry,
         enabled: bool = True,
     ) -> None:
-        self.store = store
+        super().__init__(store, THREAD_NAME)
         self.enabled = enabled  # off when the program ships its own psutil
         self.interval_s = interval_s
         self.loops = loops
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._process_cpu: tuple[float, int] | None = None  # cpu seconds, perf ns
         self._gc_before = [(0, 0)] * 3
         self._read: Reader | None = None
@@ -142,21 +139,13 @@ class Sampler(Collector):
         if not self.enabled:
             return
         self._read = procfs_reader() or psutil_reader()
-        self._thread.start()
-        self.store.mark_own_thread(self._thread)
-
-    def finish(self) -> str | None:
-        """The last sample, then the thread ends."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2)
-        return None
+        self._start_thread()
 
     def _run(self) -> None:
         read = self._read
         assert read is not None
         self._sample_safely(read)
-        while not self._stop.wait(self.interval_s):
+        while not self._stopping.wait(self.interval_s):
             self._sample_safely(read)
         self._sample_safely(read)  # the final figures, for the report
 

@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 from types import CodeType, FrameType
 
 from hotpath import launcher, stdlib
-from hotpath.collectors import Collector
+from hotpath.collectors import SamplingThread
 from hotpath.filters import own_dirs, qualified_name
 from hotpath.store import Store
 from hotpath.store.cpu import CpuTable, Path
@@ -44,14 +43,12 @@ THREAD_NAME = "hotpath-stacks"
 MAX_DEPTH = 512  # frames kept per sample, the innermost ones (a deeper stack is cut at the top)
 
 
-class StackSampler(Collector):
+class StackSampler(SamplingThread):
     def __init__(self, store: Store, table: CpuTable, main_name: str) -> None:
-        self.store = store
+        super().__init__(store, THREAD_NAME)
         self.table = table
         self.main_name = main_name
         self.interval_s = table.interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._clocks: dict[int, int] = {}  # thread ident -> its CPU clock id
         self._spent: dict[int, int] = {}  # thread ident -> its CPU ns at the last look
         # Its own generator: the program's `random` must not see hotpath draw from it.
@@ -66,19 +63,12 @@ class StackSampler(Collector):
 
     def install(self) -> None:
         if self.interval_s > 0:
-            self._thread.start()
-            self.store.mark_own_thread(self._thread)
-
-    def finish(self) -> str | None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2)
-        return None
+            self._start_thread()
 
     def _run(self) -> None:
         me = stdlib.get_ident()
         last = stdlib.perf_counter_ns()
-        while not self._stop.wait(self.interval_s * self._random.uniform(0.5, 1.5)):
+        while not self._stopping.wait(self.interval_s * self._random.uniform(0.5, 1.5)):
             now = stdlib.perf_counter_ns()
             try:
                 self.sample(me, now - last)
