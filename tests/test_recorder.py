@@ -705,3 +705,28 @@ def test_allocations_of_calls_in_progress_count_up_to_now(timed: Start) -> None:
     assert caller.own.count >= 2
     done = stats()["running_caller"].allocations
     assert done is not None and done.running_own.bytes == 0 and done.own.bytes >= ARRAY_BYTES
+
+
+@pytest.mark.skipif(RECORDER != "c", reason="the compiled core's procfs reader")
+def test_the_procfs_reader_reads_this_process() -> None:
+    from hotpath.recorder._crecorder import read_proc_self
+
+    found = read_proc_self()
+    if not sys.platform.startswith("linux"):
+        assert found is None
+        return
+    assert found is not None
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    try:
+        for _ in range(200):  # repeated: under -X dev, a reference miscounted shows
+            stat, statm, tasks, fds = read_proc_self() or (b"", b"", {}, 0)
+        assert int(stat.split()[0]) == os.getpid()
+        assert int(statm.split()[1]) > 0  # resident pages
+        assert {t.native_id for t in threading.enumerate()} <= set(tasks)
+        assert all(text.split()[0] == str(tid).encode() for tid, text in tasks.items())
+        assert fds == len(os.listdir("/proc/self/fd")) - 1  # not the listing's own
+    finally:
+        stop.set()
+        helper.join()

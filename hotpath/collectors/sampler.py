@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from hotpath import stdlib
 from hotpath.collectors import SamplingThread
@@ -31,8 +31,7 @@ _STATES = {
 }
 
 
-@dataclass(slots=True, frozen=True)
-class OsReading:
+class OsReading(NamedTuple):
     user_s: float
     system_s: float
     rss_bytes: int

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hotpath import stdlib
 from hotpath.store.capped import CappedTable, copies
@@ -51,8 +52,7 @@ class ChannelSite:
         self.log: deque[ChannelEvent] = deque(maxlen=log_limit)
 
 
-@dataclass(slots=True, frozen=True)
-class LiveQueues:
+class LiveQueues(NamedTuple):
     """What a site's queues that are still alive say now."""
 
     instances: int  # alive (not collected), shut down or not
@@ -64,8 +64,7 @@ class LiveQueues:
 NO_QUEUES = LiveQueues(0, 0, 0, 0)
 
 
-@dataclass(slots=True, frozen=True)
-class ChannelReading:
+class ChannelReading(NamedTuple):
     id: int
     name: str
     location: str

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from types import CodeType
+from typing import NamedTuple
 
 from hotpath import stdlib
 
@@ -48,8 +49,7 @@ class CpuFunction:
         return f"{self.filename}:{self.lineno}"
 
 
-@dataclass(slots=True, frozen=True)
-class CpuReading:
+class CpuReading(NamedTuple):
     """A copy of the table: views and exports read these, never the table."""
 
     interval_s: float
@@ -79,8 +79,7 @@ class CpuReading:
             if now.total_samples:
                 functions[key] = now
         kept = len(before.node_samples)
-        return replace(
-            self,
+        return self._replace(
             samples=self.samples - before.samples,
             cpu_ns=self.cpu_ns - before.cpu_ns,
             truncated=self.truncated - before.truncated,

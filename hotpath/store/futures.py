@@ -12,6 +12,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hotpath import stdlib
 from hotpath.store.capped import CappedTable, copies
@@ -88,8 +89,7 @@ class FutureGroup:
         self.log.append(record)
 
 
-@dataclass(slots=True, frozen=True)
-class TaskReading:
+class TaskReading(NamedTuple):
     id: int
     name: str
     state: str  # pending, running, suspended, done, cancelled or failed
@@ -101,8 +101,7 @@ class TaskReading:
     outcome: str | None
 
 
-@dataclass(slots=True, frozen=True)
-class FutureReading:
+class FutureReading(NamedTuple):
     id: int
     name: str
     location: str

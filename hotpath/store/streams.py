@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hotpath import stdlib
 from hotpath.store.capped import CappedTable, copies
@@ -43,8 +44,7 @@ class Stream:
         self.log = deque(maxlen=self.log_limit)
 
 
-@dataclass(slots=True, frozen=True)
-class StreamReading:
+class StreamReading(NamedTuple):
     id: int
     name: str
     location: str
