@@ -24,7 +24,7 @@ from hotpath.collectors.channels import ChannelCollector
 from hotpath.collectors.event_loops import LoopRegistry
 from hotpath.collectors.gauges import ProgramGauges
 from hotpath.collectors.memory import MemoryCollector
-from hotpath.collectors.sampler import Sampler
+from hotpath.collectors.sampler import Sampler, needs_psutil
 from hotpath.collectors.stacks import StackSampler
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
@@ -57,7 +57,11 @@ class Session:
         self.err: IO[str] = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace")
         self.err.reconfigure(line_buffering=True)
         self._mcp = config.mcp and not self._shadows(SERVER, "the MCP server is off")
-        sample = not self._shadows(SAMPLER, "threads and process figures are off")
+        # Where /proc is read through the compiled core, psutil is never imported: a program's
+        # own module of that name is then no reason to do without the thread sampler.
+        sample = not (
+            needs_psutil() and self._shadows(SAMPLER, "threads and process figures are off")
+        )
         self._plain_report = bool(self._shadows(REPORT, "the report is printed as JSON"))
         info = RunInfo(
             argv=program.argv,

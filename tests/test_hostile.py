@@ -17,6 +17,8 @@ import pytest
 from mcp_client import raw_post, url
 from support import FIXTURES, RunningProgram, clean_env, free_port, mentions_own_code
 
+from hotpath.recorder import compiled_unavailable
+
 HOSTILE = FIXTURES / "hostile"
 HOTPATH_RUN = [sys.executable, "-m", "hotpath", "run"]
 
@@ -170,7 +172,7 @@ def test_shadowing_modules_turn_pieces_off_with_a_warning() -> None:
     result = run(
         [sys.executable, "-m", "hotpath", "run", "--mcp-port", "0", "app.py"], HOSTILE / "shadow"
     )
-    assert result.stdout == "my rich my starlette my cli\n"
+    assert result.stdout == "my rich my starlette my cli my psutil\n"
     assert (
         "[hotpath] warning: the program has its own starlette module(s); the MCP server is off"
         in result.stderr
@@ -178,6 +180,10 @@ def test_shadowing_modules_turn_pieces_off_with_a_warning() -> None:
     assert "the report is printed as JSON" in result.stderr
     report = json.loads(result.stderr[result.stderr.index("{") :])
     assert report["functions_timing"]["functions"][0]["name"] == "app.<module>"
+    # The thread sampler needs no psutil where the compiled core reads /proc: it stays on.
+    reads_proc = sys.platform.startswith("linux") and compiled_unavailable() is None
+    assert report["status"]["collectors"]["threads"] is reads_proc
+    assert ("its own psutil module(s)" in result.stderr) is not reads_proc
 
 
 def test_the_server_dependency_list_covers_what_the_server_imports() -> None:

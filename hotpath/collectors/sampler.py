@@ -82,6 +82,11 @@ def procfs_reader() -> Reader | None:
     return read
 
 
+def needs_psutil() -> bool:
+    """Whether the sampler must import psutil here (no /proc to read through the core)."""
+    return procfs_reader() is None
+
+
 def psutil_reader() -> Reader:
     """psutil, imported now: it takes module-level locks from threading.Lock as it imports,
     and imported later, in the sampler's thread, it raced a program that replaces
