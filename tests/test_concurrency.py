@@ -166,3 +166,38 @@ def test_messages_of_the_scripts_own_types_are_named_as_its_functions_are() -> N
     assert describe([order, 3], "app") == "[<app.Order>, 3]"
     kind = type(Path("x"))  # a library's type keeps its module's name
     assert describe(Path("x"), "app") == f"<{kind.__module__}.{kind.__qualname__}>"
+
+
+def test_a_collection_that_finalizes_a_queue_under_its_sites_lock_does_not_deadlock() -> None:
+    """A garbage collection can run where hotpath allocates under a site's lock, and run
+    there the finalizer of another queue of that site, which takes the same lock."""
+    import asyncio
+    import gc
+    import threading
+
+    from hotpath.collectors.channels import ChannelCollector
+    from hotpath.store.channels import ChannelTable
+
+    table = ChannelTable(log_limit=10)
+    collector = ChannelCollector(table, lambda frame: True, "/", "t")
+    collector.install()
+    done = threading.Event()
+
+    def work() -> None:
+        cycle: list[object] = []
+        cycle.append((asyncio.Queue(), cycle))  # freed only by the cycle collector
+        del cycle
+        (site,) = table.all()
+        with site.lock:  # as when a receive folds the delay histogram and it allocates
+            gc.collect()  # the queue's finalizer counts it closed, in this thread
+        done.set()
+
+    try:
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        worker.join(timeout=10)
+        assert done.is_set(), "the thread waited on a lock it held"
+        (reading,) = table.read()
+        assert (reading.created, reading.closed, reading.live) == (1, 1, 0)
+    finally:
+        collector.uninstall()

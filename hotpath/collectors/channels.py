@@ -116,13 +116,18 @@ class ChannelCollector(Collector):
         self.root = root
         self._patched: list[tuple[object, str, object]] = []
         # The live queues of each site, not kept alive: only this collector touches them.
+        # Their own lock, never a site's: adding to a WeakSet makes a weakref, which can set
+        # off a garbage collection, whose finalizers (``_collected``) take the site's lock.
+        # Reentrant: a finalizer of the program's may create a queue in the middle of it.
         self._instances: dict[ChannelSite, weakref.WeakSet[Any]] = {}
+        self._instances_lock = stdlib.new_rlock()
         table.attach(self.live_queues)
 
     def live_queues(self, site: ChannelSite) -> LiveQueues:
         """The store's probe: what a site's queues say now. A bounded queue's ``qsize`` is
         exact; one being put to or read in another thread may be one item off."""
-        queues = list(self._instances.get(site, ()))
+        with self._instances_lock:  # a WeakSet added to while it is listed raises
+            queues = list(self._instances.get(site, ()))
         shut = sum(
             1
             for q in queues
@@ -226,7 +231,8 @@ class ChannelCollector(Collector):
         with site.lock:
             site.created += 1
             site.capacities.add(getattr(instance, "maxsize", 0) or 0)
-        self._instances.setdefault(site, weakref.WeakSet()).add(instance)
+        with self._instances_lock:
+            self._instances.setdefault(site, weakref.WeakSet()).add(instance)
         weakref.finalize(instance, _collected, site)
         setattr(instance, ATTRIBUTE, TrackedQueue(site, order, self.main_name))
 

@@ -1,4 +1,16 @@
-"""The one place collectors write to and views read from: bounded, thread-safe tables."""
+"""The one place collectors write to and views read from: bounded, thread-safe tables.
+
+Each table offers a consistent ``read()`` of copies; what only a live object knows, the
+collector that owns it tells through a probe it attaches to the table.
+
+The locks of channel sites, future groups and streams are reentrant. Work done under one
+allocates (a histogram folds, a reading copies), an allocation can set off a garbage
+collection, and the collection can run, in the same thread, a callback that takes the same
+lock: a queue's finalizer counts it closed, a task's weak reference counts it dropped, a
+generator closed by the collector ends its stream. With a plain lock that thread would wait
+on itself for ever; reentrant, the callback's few counts go in beside the work, which
+touches other fields.
+"""
 
 from __future__ import annotations
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Hashable
-from typing import Protocol
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from hotpath import stdlib
 
 
 class Locked(Protocol):
     @property
-    def lock(self) -> threading.Lock: ...
+    def lock(self) -> AbstractContextManager[Any]: ...
 
 
 class CappedTable[K: Hashable, V]:

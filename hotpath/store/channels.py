@@ -38,7 +38,7 @@ class ChannelSite:
         self.name = name
         self.location = location
         self.kind = kind
-        self.lock = stdlib.new_lock()
+        self.lock = stdlib.new_rlock()  # reentrant: see hotpath/store/__init__.py
         self.capacities: set[int] = set()
         self.created = 0
         self.closed = 0  # shut down, or collected

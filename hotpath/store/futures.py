@@ -8,11 +8,10 @@ table asks once per ``read``. Views see ``FutureReading``s and ``TaskReading``s:
 from __future__ import annotations
 
 import itertools
-import threading
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from hotpath import stdlib
 from hotpath.store.capped import CappedTable, copies
@@ -56,7 +55,7 @@ class FutureGroup:
     name: str  # module.qualname of the coroutine function
     location: str
     log_limit: int
-    lock: threading.Lock = field(default_factory=stdlib.new_lock)
+    lock: Any = field(default_factory=stdlib.new_rlock)  # reentrant: see store/__init__.py
     created: int = 0
     done: int = 0
     cancelled: int = 0

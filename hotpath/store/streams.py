@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from hotpath import stdlib
 from hotpath.store.capped import CappedTable, copies
@@ -28,7 +27,7 @@ class Stream:
     name: str  # module.qualname of the async generator function
     location: str
     log_limit: int
-    lock: threading.Lock = field(default_factory=stdlib.new_lock)
+    lock: Any = field(default_factory=stdlib.new_rlock)  # reentrant: see store/__init__.py
     instances: int = 0
     exhausted: int = 0  # ran to the end
     closed_early: int = 0  # aclose() or GeneratorExit before the end
