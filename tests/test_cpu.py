@@ -94,6 +94,11 @@ def test_bad_snapshot_seconds_are_tool_errors(phases: tuple[RunningProgram, int]
         result = call(port, "cpu_snapshot", seconds=seconds)
         assert result.is_error
         assert "seconds must be more than 0 and at most 30" in result.content[0].text
+    wrong = call(port, "cpu_stacks", function_name=["second_phase"])
+    assert wrong.is_error
+    assert wrong.content[0].text.startswith(
+        "`function_name` cannot be ['second_phase']: pass a name or id from functions_cpu"
+    )
 
 
 def test_sampling_can_be_turned_off(tmp_path: Path) -> None:

@@ -34,33 +34,33 @@ ARGUMENT_HINTS = {
 }
 
 
-def _name_sources() -> dict[str, str]:
-    """Each ``*_name`` argument, and the tool that lists the names it takes: the first summary
-    tool of the same view module (``function_name``: ``functions_timing``)."""
-    sources: dict[str, str] = {}
+def _name_sources() -> dict[tuple[str, str], str]:
+    """(tool, its ``*_name`` argument) -> the tool that lists the names it takes: the first
+    summary tool of the same view module (``function_timing_logs``' ``function_name``:
+    ``functions_timing``; ``cpu_stacks``': ``functions_cpu``, whose ids differ)."""
+    sources: dict[tuple[str, str], str] = {}
     for tool in registry.TOOLS:
-        if tool.kind != "logs":
-            continue
         module = tool.answer.__module__
-        lister = next(
-            t for t in registry.TOOLS if t.kind == "summary" and t.answer.__module__ == module
-        )
         for argument in inspect.signature(tool.answer).parameters:
             if argument.endswith("_name"):
-                sources.setdefault(argument, lister.name)
+                sources[tool.name, argument] = next(
+                    t.name
+                    for t in registry.TOOLS
+                    if t.kind == "summary" and t.answer.__module__ == module
+                )
     return sources
 
 
 NAME_SOURCES = _name_sources()
 
 
-def argument_errors(store: Store, error: Any) -> str:
-    """pydantic's validation errors as one line an agent can act on."""
+def argument_errors(store: Store, tool: str, error: Any) -> str:
+    """pydantic's validation errors for ``tool`` as one line an agent can act on."""
     phrases = []
     for problem in error.errors():
         field = str(problem["loc"][-1]) if problem.get("loc") else "?"
-        if field in NAME_SOURCES:
-            hint = f"pass a name or id from {NAME_SOURCES[field]}"
+        if (tool, field) in NAME_SOURCES:
+            hint = f"pass a name or id from {NAME_SOURCES[tool, field]}"
             example = next(
                 (f.qualname for f in store.functions.infos() if "<" not in f.qualname), None
             )
@@ -103,7 +103,7 @@ def build_app(store: Store) -> Any:
             return await call_tool(name, arguments, context)
         except ToolError as error:
             if isinstance(error.__cause__, ValidationError):
-                raise ToolError(argument_errors(store, error.__cause__)) from None
+                raise ToolError(argument_errors(store, name, error.__cause__)) from None
             raise
 
     server.call_tool = call_tool_phrased  # type: ignore[method-assign]
