@@ -221,3 +221,35 @@ def test_paths_under_a_function_start_at_it_and_merge() -> None:
     assert under["stacks"][0]["stack"] == ["app.handle", "app.work"]
     assert (under["stacks"][0]["samples"], under["stacks"][0]["cpu_ns"]) == (2, 50)
     assert cpu_stacks(store)["total_stacks"] == 3
+
+
+def test_a_thread_whose_clock_went_stale_is_read_afresh_next_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new thread may get an ended thread's ident between two looks; the CPU clock kept
+    for that ident is then the ended thread's, and reading it fails."""
+    from hotpath import stdlib
+    from hotpath.collectors.stacks import StackSampler
+    from hotpath.store import RunInfo, Store
+
+    store = Store(RunInfo([], {}, {}, (50.0,), 0.25, cpu_interval_s=0.01), 10, 10)
+    sampler = StackSampler(store, store.cpu, "t")
+    clocks = {"old": 1, "new": 2}
+    owner = {"ident": "old"}
+    readings = {1: 5_000_000, 2: 3_000_000}
+
+    def clock_of(ident: int) -> int:
+        return clocks[owner["ident"]]
+
+    def read(clock: int) -> int:
+        if clock != clocks[owner["ident"]]:
+            raise OSError(22, "Invalid argument")  # the ended thread's clock
+        return readings[clock]
+
+    monkeypatch.setattr(stdlib, "HAS_THREAD_CPU_CLOCKS", True)
+    monkeypatch.setattr(stdlib, "thread_cpu_clock", clock_of)
+    monkeypatch.setattr(stdlib, "clock_ns", read)
+    assert sampler._cpu_since_last(7, 10_000_000) == 5_000_000  # first look: 5 ms of CPU
+    owner["ident"] = "new"  # ident 7 ended; a new thread got it
+    assert sampler._cpu_since_last(7, 10_000_000) == 0  # the stale clock: forgotten
+    assert sampler._cpu_since_last(7, 10_000_000) == 3_000_000  # its own clock, afresh

@@ -108,7 +108,12 @@ class StackSampler(SamplingThread):
             if clock is None:
                 clock = self._clocks[ident] = stdlib.thread_cpu_clock(ident)
             spent = stdlib.clock_ns(clock)
-        except OSError:  # it ended between the listing and the reading
+        except OSError:
+            # It ended between the listing and the reading; or it is a new thread that got
+            # an ended one's ident between two looks, and the clock kept is the old one's.
+            # Either way, forget it: a live thread gets its own clock at the next look.
+            self._clocks.pop(ident, None)
+            self._spent.pop(ident, None)
             return 0
         before = self._spent.get(ident)
         self._spent[ident] = spent
