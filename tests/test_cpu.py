@@ -21,11 +21,10 @@ def cpu_by_name(rows: list[dict[str, object]]) -> dict[str, dict[str, object]]:
 
 
 def test_sampled_shares_match_the_programs_own_measure(tmp_path: Path) -> None:
-    # The default interval, for 20 s: about 1,300 samples (each look also waits up to 5 ms
-    # for the GIL), whose counting noise is about 1.3 points: 5 is nearly four times that.
-    # (12 s, 1.7 points of noise, once came out 5.05 off in CI: a 3-sigma draw, not a bias;
-    # three more runs there were 1.3, 1.2 and 0.6 off. A much shorter interval samples more
-    # often but varies too little to stay out of step with a loop this regular: at 2 ms,
+    # The default interval, for 20 s: about 1,800 samples, whose counting noise is about
+    # 1.1 points: 5 is over four times that. (Looks timed from the previous one, rather than
+    # on a schedule of their own, drifted 5-6 points high in two CI runs. A much shorter
+    # interval varies too little to stay out of step with a loop this regular: at 2 ms,
     # json.dumps once got 77% for 70%.)
     output = tmp_path / "report.json"
     result = hotpath(

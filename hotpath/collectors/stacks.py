@@ -14,12 +14,14 @@ look. Where threads have no CPU clock (not Linux or
 another Unix with it), every thread is sampled at one interval's weight: waiting threads
 then count too, and the README says so.
 
-The interval varies at random between half and one and a half times the setting. A sampler
-can only look when the running thread lets go of the GIL, which a C call that holds it does
-at its end: a fixed period, anchored to those moments, locks onto a program's own rhythm.
-Measured on a loop that spends 57% of its CPU in ``json.dumps``: a fixed 10 ms gave it 77%
-and 92% of the samples in two runs, the varied interval 55% and 48% (3 s, 200 samples each;
-the rest is sampling noise, about 3.5 points at that count).
+The interval varies at random between half and one and a half times the setting, on a
+schedule of its own. A sampler can only look when the running thread lets go of the GIL,
+which a C call that holds it does at its end: a fixed period, or one timed from the last
+look, is anchored to those moments and locks onto a program's own rhythm. Measured on a loop
+that spends 57% of its CPU in ``json.dumps``: a fixed 10 ms gave it 77% and 92% of the
+samples in two runs; a random interval timed from the last look stayed within a few points
+but drifted 5-6 points high in two CI runs of a 65/35 loop; timed on its own schedule, the
+looks fall at random phases of any loop.
 
 A thread in Python, rather than in the compiled core, because it costs little at this rate:
 ``sys._current_frames()`` and a walk of each running stack take tens of microseconds per
@@ -67,8 +69,20 @@ class StackSampler(SamplingThread):
 
     def _run(self) -> None:
         me = stdlib.get_ident()
-        last = stdlib.perf_counter_ns()
-        while not self._stopping.wait(self.interval_s * self._random.uniform(0.5, 1.5)):
+        last = due = stdlib.perf_counter_ns()
+        interval_ns = self.interval_s * 1e9
+        while True:
+            # Looks are due on a schedule of their own: each one a random 0.5-1.5 intervals
+            # after the one before it was *due*, not after it happened. A look happens when
+            # the running thread lets go of the GIL, which a C call does at its end; timed
+            # from there, every look began in step with the program's loop, and a loop that
+            # spent 65% of its CPU in json.dumps was sampled at 70-71% (twice in CI).
+            due += round(interval_ns * self._random.uniform(0.5, 1.5))
+            now = stdlib.perf_counter_ns()
+            if due < now - interval_ns:
+                due = now  # far behind (the GIL was held long): start the schedule again
+            if self._stopping.wait(max(0, due - now) / 1e9):
+                return
             now = stdlib.perf_counter_ns()
             try:
                 self.sample(me, now - last)
