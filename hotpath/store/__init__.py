@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from hotpath import stdlib
 from hotpath.store.channels import ChannelTable
 from hotpath.store.cpu import CpuTable
-from hotpath.store.functions import FunctionSort, FunctionTable
+from hotpath.store.functions import FunctionSort, FunctionStats, FunctionTable
 from hotpath.store.futures import FutureTable
 from hotpath.store.gauges import GaugeTable
 from hotpath.store.memory import MemoryTable
+from hotpath.store.processes import ProcessTable
 from hotpath.store.streams import StreamTable
 from hotpath.store.threads import ThreadTable
 
@@ -63,6 +64,7 @@ class Store:
         self.futures = FutureTable(log_limit)
         self.streams = StreamTable(log_limit)
         self.cpu = CpuTable(info.cpu_interval_s)
+        self.processes = ProcessTable()
         # hotpath's own threads, marked in thread lists and left out of everything else.
         self.own_idents: set[int] = set()
         self.own_native_ids: set[int] = set()
@@ -71,6 +73,10 @@ class Store:
         self.started_ns = stdlib.perf_counter_ns()
         self.started_epoch_ns = stdlib.time_ns()
         self.ended_ns: int | None = None  # set when the program ends; wall time stops there
+
+    def function_stats(self, now_ns: int) -> list[FunctionStats]:
+        """Every timed function, the child processes' figures summed in by name."""
+        return self.processes.merged(self.functions.snapshot(now_ns))
 
     def mark_own_thread(self, thread: threading.Thread) -> None:
         """Called by whoever starts one of hotpath's threads, as soon as it has started: the

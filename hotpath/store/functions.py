@@ -244,7 +244,8 @@ class FunctionInfo:
     filename: str
     lineno: int
     kind: FunctionKind
-    code: CodeType  # held so that the recorders' keys for it stay valid
+    code: CodeType | None  # held so that the recorders' keys for it stay valid; None for a
+    # function only a child process ran (hotpath/store/processes.py)
     log_limit: int
 
     @property

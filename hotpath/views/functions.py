@@ -116,7 +116,7 @@ def _check_sort(sort: str | None, store: Store) -> FunctionSort:
 def functions_timing(store: Store, limit: int = DEFAULT_LIMIT, sort: str | None = None) -> JSON:
     order = _check_sort(sort, store)
     wall_ns = store.wall_ns()
-    stats = store.functions.snapshot(store.now_ns())
+    stats = store.function_stats(store.now_ns())
     called = [s for s in stats if s.calls]
     called.sort(key=lambda s: s.sort_key(order), reverse=True)
     all_self_ns = sum(s.self_ns for s in called)
@@ -173,7 +173,7 @@ def _chosen_function(
     store: Store, function_name: str, limit: int
 ) -> tuple[FunctionInfo, list[CallRecord]]:
     """The function a name finds, and its newest ``limit`` logged calls, oldest first."""
-    stats = store.functions.snapshot(store.now_ns())
+    stats = store.function_stats(store.now_ns())
     chosen = find([s.info for s in stats], function_name, "function")
     return chosen, store.functions.recent_calls(chosen, limit)
 
@@ -268,7 +268,7 @@ ALLOC_ROW = obj(
 def functions_alloc(store: Store, limit: int = DEFAULT_LIMIT) -> JSON:
     if not store.info.collectors.get("alloc"):
         return not_recorded("functions", _alloc_note(store))
-    stats = store.functions.snapshot(store.now_ns())
+    stats = store.function_stats(store.now_ns())
     counted = [(s, s.allocations) for s in stats if s.calls and s.allocations is not None]
     counted.sort(key=lambda pair: (pair[1].own.bytes, pair[0].calls), reverse=True)
     in_functions = sum(allocations.own.bytes for _, allocations in counted)

@@ -18,6 +18,8 @@ def _function_ranges(store: Store) -> dict[str, list[tuple[int, int, str]]]:
     """file -> (first line, last line, name) of every timed function, innermost first."""
     ranges: dict[str, list[tuple[int, int, str]]] = {}
     for info in store.functions.infos():
+        if info.code is None:
+            continue
         lines = [line for _, _, line in info.code.co_lines() if line is not None]
         if lines:
             ranges.setdefault(info.filename, []).append((min(lines), max(lines), info.name))

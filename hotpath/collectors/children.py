@@ -1,0 +1,158 @@
+"""The parent's end of following child processes (issue 17, in progress on this branch): a
+loopback socket the program's children report to, read by a thread of hotpath's own.
+
+Each connection is one child: newline-delimited JSON, first ``{"hello": TOKEN, "pid",
+"parent_pid", "argv", "how"}`` (a wrong token closes it), then ``{"batch": [functions...]}``
+with its figures so far, every 500 ms and before each result a pool worker hands back, and
+a last batch with ``"exit"``. What a connection may hold is bounded: 64 children at once
+(more wait in the backlog), 4 MiB per line (a longer one closes that connection and is
+noted as a problem).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import selectors
+import socket
+from typing import Any
+
+from hotpath.collectors import SamplingThread
+from hotpath.store import Store
+from hotpath.store.processes import stats_from_wire
+
+THREAD_NAME = "hotpath-children"
+MAX_CHILDREN = 64
+MAX_LINE = 4 * 2**20
+BACKLOG = 16
+
+
+class _Connection:
+    __slots__ = ("buffer", "pid", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+        self.pid: int | None = None  # known after a hello with the right token
+
+
+class ChildReceiver(SamplingThread):
+    def __init__(self, store: Store) -> None:
+        super().__init__(store, THREAD_NAME)
+        self.token = secrets.token_hex(16)
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(BACKLOG)
+        self._selector = selectors.DefaultSelector()
+
+    @property
+    def address(self) -> str:
+        """What a child needs to report here: host, port and the token."""
+        host, port = self._listener.getsockname()[:2]
+        return f"{host}:{port}:{self.token}"
+
+    def provides(self) -> dict[str, bool]:
+        return {"processes": True}
+
+    def install(self) -> None:
+        self._listener.setblocking(False)
+        self._selector.register(self._listener, selectors.EVENT_READ, None)
+        self._start_thread()
+
+    def finish(self) -> str | None:
+        super().finish()
+        self._close_all()
+        return None
+
+    def forget_in_child(self) -> None:
+        """A forked child must not hold the parent's listening socket."""
+        self._close_all()
+
+    def _close_all(self) -> None:
+        for key in list(self._selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        self._selector.close()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                events = self._selector.select(timeout=0.2)
+            except (OSError, ValueError):
+                return  # closed under it: the run is over
+            for key, _ in events:
+                if key.data is None:
+                    self._accept()
+                else:
+                    self._read(key.data)
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self._listener.accept()
+        except OSError:
+            return
+        if len(self._selector.get_map()) > MAX_CHILDREN:
+            sock.close()
+            self.store.note_problem(f"child processes: more than {MAX_CHILDREN} at once")
+            return
+        sock.setblocking(False)
+        self._selector.register(sock, selectors.EVENT_READ, _Connection(sock))
+
+    def _read(self, connection: _Connection) -> None:
+        try:
+            data = connection.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(connection, "connection closed before its last batch")
+            return
+        connection.buffer += data
+        *lines, connection.buffer = connection.buffer.split(b"\n")
+        if len(connection.buffer) > MAX_LINE:
+            self.store.note_problem("child processes: a message longer than 4 MiB")
+            self._drop(connection, "sent a message too long")
+            return
+        for line in lines:
+            if not self._message(connection, line):
+                self._drop(connection, "sent what hotpath cannot read")
+                return
+
+    def _message(self, connection: _Connection, line: bytes) -> bool:
+        """File one message; False when it is not what a child of hotpath's sends (checked
+        whole here, so that nothing malformed reaches the views)."""
+        try:
+            message: Any = json.loads(line)
+            if isinstance(message, dict):
+                return self._file(connection, message)
+        except (KeyError, TypeError, ValueError):
+            pass
+        return False
+
+    def _file(self, connection: _Connection, message: dict[str, Any]) -> bool:
+        processes = self.store.processes
+        if connection.pid is None:
+            token = message.get("hello")
+            if not isinstance(token, str) or not hmac.compare_digest(token, self.token):
+                return False
+            connection.pid = int(message["pid"])
+            processes.hello(
+                connection.pid,
+                int(message["parent_pid"]),
+                [str(arg) for arg in message["argv"]],
+                str(message["how"]),
+            )
+            return True
+        exit = message.get("exit")
+        functions = list(message.get("batch", []))
+        for wire in functions:
+            stats_from_wire(wire, 0)  # raises on anything malformed
+        processes.batch(connection.pid, functions, None if exit is None else str(exit))
+        return True
+
+    def _drop(self, connection: _Connection, why: str) -> None:
+        self._selector.unregister(connection.sock)
+        connection.sock.close()
+        if connection.pid is not None:
+            self.store.processes.lost(connection.pid, why)

@@ -1,0 +1,193 @@
+"""Child processes (issue 17, in progress on this branch): what each one said of itself and
+its latest figures, merged with the parent's by function name.
+
+A child sends its figures *so far* in every batch (cumulative), so the table keeps only the
+latest batch per child: a lost batch costs latency, never a double count. Bounded: the last
+``MAX_ENDED`` ended children are kept whole; older ones are folded into one entry whose
+figures are their sums, as ended threads are.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotpath import stdlib
+from hotpath.store.functions import FunctionInfo, FunctionKind, FunctionStats, Totals
+
+MAX_ENDED = 100
+Wire = dict[str, Any]  # one function's figures as a batch carries them (JSON)
+
+
+def to_wire(stats: FunctionStats) -> Wire:
+    """One function's figures, as a child sends them."""
+    info, totals = stats.info, stats.totals
+    return {
+        "name": info.name,
+        "module": info.module,
+        "qualname": info.qualname,
+        "filename": info.filename,
+        "lineno": info.lineno,
+        "kind": info.kind,
+        "completed": totals.completed,
+        "all_ns": totals.all_ns,
+        "min_ns": totals.min_ns,
+        "max_ns": totals.max_ns,
+        "total_ns": totals.total_ns,
+        "child_ns": totals.child_ns,
+        "active_ns": totals.active_ns,
+        "starts": totals.starts,
+        "errors": totals.errors,
+        "error_types": dict(totals.error_types),
+        "buckets": sorted(totals.buckets.items()),
+        "first": totals.first,
+        "running": stats.running,
+        "running_ns": stats.running_ns,
+        "running_own_ns": stats.running_own_ns,
+        "running_child_ns": stats.running_child_ns,
+    }
+
+
+def _totals(wire: Wire) -> Totals:
+    totals = Totals(0)
+    totals.completed = int(wire["completed"])
+    totals.all_ns = int(wire["all_ns"])
+    totals.min_ns = int(wire["min_ns"])
+    totals.max_ns = int(wire["max_ns"])
+    totals.total_ns = int(wire["total_ns"])
+    totals.child_ns = int(wire["child_ns"])
+    totals.active_ns = int(wire["active_ns"])
+    totals.starts = int(wire["starts"])
+    totals.errors = int(wire["errors"])
+    totals.error_types = Counter({str(k): int(v) for k, v in wire["error_types"].items()})
+    totals.buckets = Counter({int(b): int(n) for b, n in wire["buckets"]})
+    first = wire["first"]
+    totals.first = None if first is None else [int(d) for d in first]
+    return totals
+
+
+@dataclass(slots=True)
+class ChildProcess:
+    pid: int
+    parent_pid: int
+    argv: list[str]
+    how: str  # fork, spawn, forkserver or subprocess
+    started_ns: int
+    exit: str | None = None  # None while alive; "code N" or "signal N"
+    batches: int = 0
+    functions: dict[str, Wire] = field(default_factory=dict)  # by name, the latest batch
+
+
+class ProcessTable:
+    def __init__(self) -> None:
+        self._lock = stdlib.new_lock()
+        self._alive: dict[int, ChildProcess] = {}
+        self._ended: deque[ChildProcess] = deque()
+        self._folded: dict[str, FunctionStats] = {}  # children beyond the kept ones, summed
+        self.folded_processes = 0
+
+    def hello(self, pid: int, parent_pid: int, argv: list[str], how: str) -> None:
+        with self._lock:
+            self._alive[pid] = ChildProcess(pid, parent_pid, argv, how, stdlib.perf_counter_ns())
+
+    def batch(self, pid: int, functions: list[Wire], exit: str | None = None) -> None:
+        """A child's figures so far (they replace its previous batch); ``exit`` when it ended."""
+        with self._lock:
+            child = self._alive.get(pid)
+            if child is None:
+                return  # no hello, or already ended: nothing to merge it with
+            child.batches += 1
+            child.functions = {str(wire["name"]): wire for wire in functions}
+            if exit is not None:
+                self._end(child, exit)
+
+    def lost(self, pid: int, why: str) -> None:
+        """The child's connection closed without a last batch: it keeps its latest figures."""
+        with self._lock:
+            child = self._alive.get(pid)
+            if child is not None:
+                self._end(child, why)
+
+    def _end(self, child: ChildProcess, exit: str) -> None:
+        child.exit = exit
+        del self._alive[child.pid]
+        self._ended.append(child)
+        while len(self._ended) > MAX_ENDED:
+            oldest = self._ended.popleft()
+            for wire in oldest.functions.values():
+                merged = self._folded.get(str(wire["name"]))
+                stats = stats_from_wire(wire, 0)
+                if merged is None:
+                    self._folded[str(wire["name"])] = stats
+                else:
+                    _add(merged, stats)
+            self.folded_processes += 1
+
+    def children(self) -> list[ChildProcess]:
+        with self._lock:
+            return [*self._alive.values(), *self._ended]
+
+    def merged(self, parent: list[FunctionStats]) -> list[FunctionStats]:
+        """The parent's functions with every child's summed in, by name; a function only
+        children ran is added (with ids after the parent's)."""
+        with self._lock:
+            by_name = {stats.info.name: _copy(stats) for stats in parent}
+            sources = [
+                *(wire for child in self._alive.values() for wire in child.functions.values()),
+                *(wire for child in self._ended for wire in child.functions.values()),
+            ]
+            folded = [_copy(stats) for stats in self._folded.values()]
+        next_id = max((stats.info.id for stats in parent), default=0) + 1
+        for stats in [*(stats_from_wire(wire, 0) for wire in sources), *folded]:
+            mine = by_name.get(stats.info.name)
+            if mine is None:
+                stats.info.id = next_id
+                next_id += 1
+                by_name[stats.info.name] = stats
+            else:
+                _add(mine, stats)
+        return list(by_name.values())
+
+
+def stats_from_wire(wire: Wire, function_id: int) -> FunctionStats:
+    kind: FunctionKind = wire["kind"]
+    info = FunctionInfo(
+        id=function_id,
+        name=str(wire["name"]),
+        module=str(wire["module"]),
+        qualname=str(wire["qualname"]),
+        filename=str(wire["filename"]),
+        lineno=int(wire["lineno"]),
+        kind=kind,
+        code=None,
+        log_limit=0,
+    )
+    return FunctionStats(
+        info,
+        _totals(wire),
+        int(wire["running"]),
+        int(wire["running_ns"]),
+        int(wire["running_own_ns"]),
+        int(wire["running_child_ns"]),
+    )
+
+
+def _copy(stats: FunctionStats) -> FunctionStats:
+    return FunctionStats(
+        stats.info,
+        stats.totals.copy(),
+        stats.running,
+        stats.running_ns,
+        stats.running_own_ns,
+        stats.running_child_ns,
+        stats.allocations,
+    )
+
+
+def _add(into: FunctionStats, other: FunctionStats) -> None:
+    into.totals.merge(other.totals)
+    into.running += other.running
+    into.running_ns += other.running_ns
+    into.running_own_ns += other.running_own_ns
+    into.running_child_ns += other.running_child_ns
