@@ -89,6 +89,13 @@ def _run_parser() -> _Parser:
         "or FILE.html (a flame graph)",
     )
     parser.add_argument(
+        "--no-follow",
+        dest="follow",
+        action="store_false",
+        default=None,
+        help="do not profile the program's child processes",
+    )
+    parser.add_argument(
         "--no-mcp",
         dest="mcp",
         action="store_false",
@@ -157,6 +164,7 @@ def run(args: list[str]) -> None:
         alloc_sites=parsed.alloc_sites,
         sample_interval_ms=parsed.sample_interval_ms,
         flame=parsed.flame,
+        follow=parsed.follow,
     )
     try:
         config = resolve(options, os.environ)

@@ -44,6 +44,7 @@ class Config:
     threads_interval_ms: int = 250
     sample_interval_ms: float = 10.0  # the stack sampler's; 0 turns it off
     flame: str | None = None  # where to write the CPU samples at exit
+    follow: bool = True  # profile the program's child processes (forked ones, for now)
     recorder: Implementation = "c"
     # Why the pure-Python recorder runs although nobody asked for it, or None.
     recorder_fallback: str | None = None
@@ -137,6 +138,7 @@ class Options:
     alloc_sites: bool | None = None
     sample_interval_ms: str | None = None
     flame: str | None = None
+    follow: bool | None = None
 
 
 FLAME_FORMATS = (".speedscope.json", ".txt", ".html")
@@ -187,6 +189,9 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
     mcp = options.mcp
     if mcp is None:
         mcp = parse_bool(environ.get("HOTPATH_MCP", "1"), "HOTPATH_MCP")
+    follow = options.follow
+    if follow is None:
+        follow = parse_bool(environ.get("HOTPATH_FOLLOW", "1"), "HOTPATH_FOLLOW")
     alloc = options.alloc
     if alloc is None:
         alloc = parse_bool(environ.get("HOTPATH_ALLOC", "0"), "HOTPATH_ALLOC")
@@ -232,6 +237,7 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
             parse_interval(sample_interval) if sample_interval else defaults.sample_interval_ms
         ),
         flame=check_flame(flame) if flame else None,
+        follow=follow,
         recorder=recorder,
         recorder_fallback=fallback,
     )

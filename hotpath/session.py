@@ -15,12 +15,15 @@ import os
 import signal
 import sys
 import warnings
+from dataclasses import replace
 from types import FrameType
 from typing import IO, Protocol
 
 from hotpath import launcher, stdlib
+from hotpath.child import ChildReporter
 from hotpath.collectors import Collector
 from hotpath.collectors.channels import ChannelCollector
+from hotpath.collectors.children import ChildReceiver
 from hotpath.collectors.event_loops import LoopRegistry
 from hotpath.collectors.gauges import ProgramGauges
 from hotpath.collectors.memory import MemoryCollector
@@ -80,8 +83,24 @@ class Session:
             sample_interval_s=config.threads_interval_ms / 1000,
             cpu_interval_s=config.sample_interval_ms / 1000,
         )
+        self._filter = function_filter
+        self._sample = sample
         self.store = store = Store(info, config.logs_limit, config.max_functions)
-        root, name = program.root, program.name
+        self.receiver = ChildReceiver(store) if config.follow else None
+        self.collectors = self._collectors(store)
+        for collector in self.collectors:
+            info.collectors.update(collector.provides())
+        self.server: Server | None = None
+        self._exit_signal: int | None = None
+        self._fork_filter: object | None = None
+        self._finished = stdlib.new_lock()
+
+    def _collectors(self, store: Store, child: bool = False) -> list[Collector]:
+        """The collectors writing into ``store``; in a followed child, tracemalloc is not
+        started (live memory by site is not sent to the parent yet: it would cost the child
+        3-7x for nothing)."""
+        config, function_filter = self.config, self._filter
+        root, name = self.program.root, self.program.name
         streams = StreamCollector(store.streams, root, name)
         tasks = TaskCollector(store.futures, function_filter.selects, name, root)
         timing = TimingCollector(
@@ -99,7 +118,7 @@ class Session:
         loops = LoopRegistry()
         # In this order: their entries in profiler_status, and the order every hook runs in
         # (the sampler imports psutil before tracemalloc may start; timing starts last).
-        self.collectors: list[Collector] = [
+        collectors: list[Collector] = [
             timing,
             ChannelCollector(
                 store.channels,
@@ -112,18 +131,15 @@ class Session:
             ),
             tasks,
             streams,
-            Sampler(store, info.sample_interval_s, loops, enabled=sample),
-            MemoryCollector(store.memory, from_start=config.alloc_sites),
+            Sampler(store, store.info.sample_interval_s, loops, enabled=self._sample),
+            MemoryCollector(store.memory, from_start=config.alloc_sites and not child),
             loops,
             ProgramGauges(store.gauges),
             StackSampler(store, store.cpu, name),
         ]
-        for collector in self.collectors:
-            info.collectors.update(collector.provides())
-        self.server: Server | None = None
-        self._exit_signal: int | None = None
-        self._fork_filter: object | None = None
-        self._finished = stdlib.new_lock()
+        if self.receiver is not None and store is self.store:
+            collectors.append(self.receiver)
+        return collectors
 
     def run(self) -> None:
         """Run the program; always ends by raising SystemExit, like the interpreter would."""
@@ -235,6 +251,37 @@ class Session:
             # Or a child that outlives its parent keeps the port: connections hang, and the
             # next `hotpath run` on that port finds it in use.
             self.server.close_in_child()
+            self.server = None
+        if self.receiver is not None:
+            self._follow_in_child()
+
+    def _follow_in_child(self) -> None:
+        """A forked child reports to the parent: fresh tables and collectors (nothing of the
+        parent's: its figures are the parent's, and a lock a thread of hotpath's held at the
+        fork stays held here), and a reporter. Unreachable parent: it stays unprofiled."""
+        assert self.receiver is not None
+        address = self.receiver.address
+        info = replace(self.store.info, pid=os.getpid(), collectors={})
+        store = Store(info, self.config.logs_limit, self.config.max_functions)
+        reporter = ChildReporter(address, store, "fork")
+        if not reporter.connect():
+            return
+        self.store, self.receiver = store, None
+        self.collectors = self._collectors(store, child=True)
+        for collector in self.collectors:
+            collector.install()
+        try:
+            for collector in self.collectors:
+                collector.start()
+        except NoToolIdError:
+            return
+        reporter.start()
+        atexit.register(self._finish_child, reporter)
+
+    def _finish_child(self, reporter: ChildReporter) -> None:
+        for collector in self.collectors:
+            collector.finish()
+        reporter.finish("exited")
 
     def _finish(self) -> None:
         if not self._finished.acquire(blocking=False):

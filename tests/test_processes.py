@@ -7,8 +7,10 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from support import profile
 
 from hotpath.collectors.children import ChildReceiver
 from hotpath.store import RunInfo, Store
@@ -153,3 +155,40 @@ class _Fixed:
 
     def thread_allocations(self) -> list[object]:
         return []
+
+
+def test_a_fork_pools_calls_add_up_exactly_though_with_terminates_it(tmp_path: Path) -> None:
+    report = profile("fork_pool.py", tmp=tmp_path)
+    functions = {row["name"]: row for row in report["functions_timing"]["functions"]}
+    assert functions["fork_pool.task"]["calls"] == 400  # all in the workers
+    assert functions["fork_pool.callee"]["calls"] == 1210  # 1,200 there, 10 in the parent
+    assert report["status"]["collectors"]["processes"] is True
+
+
+def test_without_following_the_parent_reports_only_its_own(tmp_path: Path) -> None:
+    report = profile("fork_pool.py", options=("--no-follow",), tmp=tmp_path)
+    functions = {row["name"]: row for row in report["functions_timing"]["functions"]}
+    assert "fork_pool.task" not in functions
+    assert functions["fork_pool.callee"]["calls"] == 10
+    assert "processes" not in report["status"]["collectors"]
+
+
+def test_a_child_killed_mid_run_leaves_the_parents_run_intact(tmp_path: Path) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "def work():\n"
+        "    return sum(range(100))\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    for _ in range(50):\n"
+        "        work()\n"
+        "    time.sleep(1.2)  # a batch goes out meanwhile\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "work()\n"
+        "print('child', os.waitstatus_to_exitcode(status))\n"
+    )
+    report = profile(str(script), tmp=tmp_path, cwd=tmp_path)
+    functions = {row["name"]: row for row in report["functions_timing"]["functions"]}
+    assert functions["killed.work"]["calls"] == 51  # the child's 50 from its last batch, and 1

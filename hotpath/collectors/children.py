@@ -45,17 +45,14 @@ class ChildReceiver(SamplingThread):
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(BACKLOG)
         self._selector = selectors.DefaultSelector()
-
-    @property
-    def address(self) -> str:
-        """What a child needs to report here: host, port and the token."""
         host, port = self._listener.getsockname()[:2]
-        return f"{host}:{port}:{self.token}"
+        self.address = f"{host}:{port}:{self.token}"  # what a child needs to report here
 
     def provides(self) -> dict[str, bool]:
         return {"processes": True}
 
     def install(self) -> None:
+        _flush_before_results()
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._start_thread()
@@ -156,3 +153,28 @@ class ChildReceiver(SamplingThread):
         connection.sock.close()
         if connection.pid is not None:
             self.store.processes.lost(connection.pid, why)
+
+
+def _flush_before_results() -> None:
+    """Pool workers made from now on send their figures before each result: the wrappers
+    take the place of the functions the pools look up when they start a worker."""
+    import concurrent.futures.process as executor
+    import multiprocessing.pool as pool
+
+    from hotpath.child import FlushingQueue
+
+    worker: Any = getattr(pool, "worker")  # noqa: B009 - not in typeshed
+    process_worker: Any = executor._process_worker
+
+    def pool_worker(inqueue: Any, outqueue: Any, *args: Any, **kwargs: Any) -> Any:
+        return worker(inqueue, FlushingQueue(outqueue), *args, **kwargs)
+
+    def executor_worker(call_queue: Any, result_queue: Any, *args: Any, **kwargs: Any) -> Any:
+        return process_worker(call_queue, FlushingQueue(result_queue), *args, **kwargs)
+
+    # Named as what they replace: spawn pickles a worker's target by module and name.
+    for wrapper, replaced in ((pool_worker, worker), (executor_worker, process_worker)):
+        wrapper.__module__, wrapper.__qualname__ = replaced.__module__, replaced.__qualname__
+        wrapper.__name__ = replaced.__name__
+    setattr(pool, "worker", pool_worker)  # noqa: B010
+    setattr(executor, "_process_worker", executor_worker)  # noqa: B010

@@ -132,7 +132,14 @@ class ProcessTable:
         """The parent's functions with every child's summed in, by name; a function only
         children ran is added (with ids after the parent's)."""
         with self._lock:
-            by_name = {stats.info.name: _copy(stats) for stats in parent}
+            if not self._alive and not self._ended and not self._folded:
+                return parent  # no child: the parent's figures as they are
+            rows = [_copy(stats) for stats in parent]
+            # A child's function joins the parent's first of that name (a program may make
+            # several functions of one name; the parent's rows stay apart as they were).
+            by_name: dict[str, FunctionStats] = {}
+            for stats in rows:
+                by_name.setdefault(stats.info.name, stats)
             sources = [
                 *(wire for child in self._alive.values() for wire in child.functions.values()),
                 *(wire for child in self._ended for wire in child.functions.values()),
@@ -145,9 +152,10 @@ class ProcessTable:
                 stats.info.id = next_id
                 next_id += 1
                 by_name[stats.info.name] = stats
+                rows.append(stats)
             else:
                 _add(mine, stats)
-        return list(by_name.values())
+        return rows
 
 
 def stats_from_wire(wire: Wire, function_id: int) -> FunctionStats:
