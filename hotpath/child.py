@@ -81,6 +81,12 @@ class ChildReporter:
         self.send(exit)
         self._close()
 
+    def abandon(self) -> None:
+        """In a forked copy of this process: close the connection without a word (it is the
+        parent's copy's)."""
+        self._stopping.set()
+        self._close()
+
     def _send(self, message: dict[str, Any]) -> None:
         if self._sock is None:
             return
@@ -114,3 +120,113 @@ class FlushingQueue:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._queue, name)
+
+
+def settings(config: Any, root: str, root_chosen: str, name: str, sample: bool) -> str:
+    """What a spawned child needs to profile itself as the parent does, as JSON."""
+    import dataclasses
+
+    fields = {
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(config)
+        if field.name not in ("mcp_token", "output", "flame")  # the parent's alone
+    }
+    fields.update(mcp=False, report="none", keep_serving=False)
+    return json.dumps(
+        {"config": fields, "root": root, "root_chosen": root_chosen, "name": name, "sample": sample}
+    )
+
+
+def follow_spawned(address: str, text: str, how: str) -> None:
+    """Called first thing in a spawned child (the parent prefixes its command line): profile
+    this process and report to ``address``. Whatever fails, the child runs unprofiled."""
+    try:
+        _follow(address, json.loads(text), how)
+    except Exception:
+        return
+
+
+class _Following:
+    """What this process runs to be followed: its collectors and its reporter."""
+
+    def __init__(self, address: str, given: dict[str, Any], collectors: list[Any]) -> None:
+        self.address = address
+        self.given = given
+        self.collectors = collectors
+        self.pid = os.getpid()
+
+
+_following: _Following | None = None
+
+
+def _follow(address: str, given: dict[str, Any], how: str) -> None:
+    global _following
+    import atexit
+    from types import SimpleNamespace
+
+    from hotpath.collectors.children import flush_before_results, spawn_through
+    from hotpath.config import Config
+    from hotpath.filters import FunctionFilter
+    from hotpath.session import build_collectors
+    from hotpath.store import RunInfo
+
+    fields: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in given["config"].items()
+    }
+    config = Config(**fields)
+    where = SimpleNamespace(root=given["root"], name=given["name"])
+    function_filter = FunctionFilter(
+        config.include, config.exclude, roots=[where.root], roots_chosen=given["root_chosen"]
+    )
+    info = RunInfo(
+        argv=list(sys.argv),
+        filters=function_filter.describe(),
+        collectors={},
+        percentiles=config.percentiles,
+        sample_interval_s=config.threads_interval_ms / 1000,
+        recorder=config.recorder,
+        cpu_interval_s=config.sample_interval_ms / 1000,
+    )
+    store = Store(info, config.logs_limit, config.max_functions)
+    reporter = ChildReporter(address, store, how)
+    if not reporter.connect():
+        return
+    collectors = build_collectors(config, function_filter, where, store, given["sample"], True)
+    flush_before_results()
+    spawn_through(address, json.dumps(given))  # its own children report to the same parent
+    for collector in collectors:
+        collector.install()
+    for collector in collectors:
+        collector.start()
+    reporter.start()
+    first = _following is None
+    following = _following = _Following(address, given, collectors)
+
+    def finish() -> None:
+        if os.getpid() != following.pid:
+            return  # a forked child's copy of this handler: its own follow ends it
+        for collector in collectors:
+            collector.finish()
+        reporter.finish("exited")
+
+    atexit.register(finish)
+    if first:
+        os.register_at_fork(after_in_child=_refollow)
+
+
+def _refollow() -> None:
+    """A followed child forked (a forkserver's workers): the fork is followed afresh, with
+    nothing of its parent's figures, reporter connection or collectors."""
+    global _reporter
+    following = _following
+    if following is None:
+        return
+    for collector in following.collectors:
+        collector.forget_in_child()
+    if _reporter is not None:
+        _reporter.abandon()
+        _reporter = None
+    try:
+        _follow(following.address, following.given, "fork")
+    except Exception:
+        return

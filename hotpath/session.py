@@ -19,7 +19,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import IO, Protocol
 
-from hotpath import launcher, stdlib
+from hotpath import child, launcher, stdlib
 from hotpath.child import ChildReporter
 from hotpath.collectors import Collector
 from hotpath.collectors.channels import ChannelCollector
@@ -46,6 +46,64 @@ class Server(Protocol):
     def stop(self) -> None: ...
 
     def close_in_child(self) -> None: ...
+
+
+class Where(Protocol):
+    """Where the program's own code is, and what its main module is called."""
+
+    root: str
+    name: str
+
+
+def build_collectors(
+    config: Config,
+    function_filter: FunctionFilter,
+    program: Where,
+    store: Store,
+    sample: bool,
+    child: bool = False,
+) -> list[Collector]:
+    """The collectors writing into ``store``; in a followed child, tracemalloc is not
+    started (live memory by site is not sent to the parent yet: it would cost the child
+    3-7x for nothing)."""
+    root, name = program.root, program.name
+    streams = StreamCollector(store.streams, root, name)
+    tasks = TaskCollector(store.futures, function_filter.selects, name, root)
+    timing = TimingCollector(
+        store.functions,
+        function_filter,
+        name,
+        config.recorder,
+        AsyncioListener(tasks, streams),
+        count_allocations=config.alloc,
+    )
+    # --alloc: what the asyncio collectors record in the program's calls is hotpath's. The
+    # recorder (made with the task collector as its listener) says how to hold it out.
+    exclusion = timing.recorder.exclusion
+    tasks.exclusion = exclusion
+    loops = LoopRegistry()
+    # In this order: their entries in profiler_status, and the order every hook runs in
+    # (the sampler imports psutil before tracemalloc may start; timing starts last).
+    collectors: list[Collector] = [
+        timing,
+        ChannelCollector(
+            store.channels,
+            lambda frame: function_filter.selects(
+                qualified_name(frame.f_code, frame, name), frame.f_code.co_filename
+            ),
+            root,
+            name,
+            exclusion,
+        ),
+        tasks,
+        streams,
+        Sampler(store, store.info.sample_interval_s, loops, enabled=sample),
+        MemoryCollector(store.memory, from_start=config.alloc_sites and not child),
+        loops,
+        ProgramGauges(store.gauges),
+        StackSampler(store, store.cpu, name),
+    ]
+    return collectors
 
 
 class Session:
@@ -86,7 +144,16 @@ class Session:
         self._filter = function_filter
         self._sample = sample
         self.store = store = Store(info, config.logs_limit, config.max_functions)
-        self.receiver = ChildReceiver(store) if config.follow else None
+        self.receiver = (
+            ChildReceiver(
+                store,
+                child.settings(
+                    config, program.root, program.root_chosen, program.name, self._sample
+                ),
+            )
+            if config.follow
+            else None
+        )
         self.collectors = self._collectors(store)
         for collector in self.collectors:
             info.collectors.update(collector.provides())
@@ -96,47 +163,9 @@ class Session:
         self._finished = stdlib.new_lock()
 
     def _collectors(self, store: Store, child: bool = False) -> list[Collector]:
-        """The collectors writing into ``store``; in a followed child, tracemalloc is not
-        started (live memory by site is not sent to the parent yet: it would cost the child
-        3-7x for nothing)."""
-        config, function_filter = self.config, self._filter
-        root, name = self.program.root, self.program.name
-        streams = StreamCollector(store.streams, root, name)
-        tasks = TaskCollector(store.futures, function_filter.selects, name, root)
-        timing = TimingCollector(
-            store.functions,
-            function_filter,
-            name,
-            config.recorder,
-            AsyncioListener(tasks, streams),
-            count_allocations=config.alloc,
+        collectors = build_collectors(
+            self.config, self._filter, self.program, store, self._sample, child
         )
-        # --alloc: what the asyncio collectors record in the program's calls is hotpath's. The
-        # recorder (made with the task collector as its listener) says how to hold it out.
-        exclusion = timing.recorder.exclusion
-        tasks.exclusion = exclusion
-        loops = LoopRegistry()
-        # In this order: their entries in profiler_status, and the order every hook runs in
-        # (the sampler imports psutil before tracemalloc may start; timing starts last).
-        collectors: list[Collector] = [
-            timing,
-            ChannelCollector(
-                store.channels,
-                lambda frame: function_filter.selects(
-                    qualified_name(frame.f_code, frame, name), frame.f_code.co_filename
-                ),
-                root,
-                name,
-                exclusion,
-            ),
-            tasks,
-            streams,
-            Sampler(store, store.info.sample_interval_s, loops, enabled=self._sample),
-            MemoryCollector(store.memory, from_start=config.alloc_sites and not child),
-            loops,
-            ProgramGauges(store.gauges),
-            StackSampler(store, store.cpu, name),
-        ]
         if self.receiver is not None and store is self.store:
             collectors.append(self.receiver)
         return collectors

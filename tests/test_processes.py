@@ -192,3 +192,16 @@ def test_a_child_killed_mid_run_leaves_the_parents_run_intact(tmp_path: Path) ->
     report = profile(str(script), tmp=tmp_path, cwd=tmp_path)
     functions = {row["name"]: row for row in report["functions_timing"]["functions"]}
     assert functions["killed.work"]["calls"] == 51  # the child's 50 from its last batch, and 1
+
+
+def test_spawn_and_forkserver_workers_calls_add_up_exactly(tmp_path: Path) -> None:
+    report = profile("spawn_pool.py", tmp=tmp_path)
+    functions = {row["name"]: row for row in report["functions_timing"]["functions"]}
+    # 400 in a spawn Pool(4), 100 in a forkserver ProcessPoolExecutor: their workers report
+    # under the script's own names (a spawned child imports it as __mp_main__).
+    assert functions["spawn_pool.task"]["calls"] == 500
+    assert functions["spawn_pool.callee"]["calls"] == 1510
+    # The module body ran in the parent and again in each spawned worker, as python runs
+    # it; a worker that got no task before the pool ended it sent no batch (see
+    # docs/design/processes.md), so between 2 and 5 of those runs are counted.
+    assert 2 <= functions["spawn_pool.<module>"]["calls"] <= 5

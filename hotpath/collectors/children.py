@@ -38,8 +38,11 @@ class _Connection:
 
 
 class ChildReceiver(SamplingThread):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: str | None = None) -> None:
+        """``settings``: what a spawned child needs to profile itself (``child.settings``);
+        None: only forked children are followed."""
         super().__init__(store, THREAD_NAME)
+        self.settings = settings
         self.token = secrets.token_hex(16)
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
@@ -52,7 +55,9 @@ class ChildReceiver(SamplingThread):
         return {"processes": True}
 
     def install(self) -> None:
-        _flush_before_results()
+        flush_before_results()
+        if self.settings is not None:
+            spawn_through(self.address, self.settings)
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._start_thread()
@@ -155,7 +160,7 @@ class ChildReceiver(SamplingThread):
             self.store.processes.lost(connection.pid, why)
 
 
-def _flush_before_results() -> None:
+def flush_before_results() -> None:
     """Pool workers made from now on send their figures before each result: the wrappers
     take the place of the functions the pools look up when they start a worker."""
     import concurrent.futures.process as executor
@@ -178,3 +183,27 @@ def _flush_before_results() -> None:
         wrapper.__name__ = replaced.__name__
     setattr(pool, "worker", pool_worker)  # noqa: B010
     setattr(executor, "_process_worker", executor_worker)  # noqa: B010
+
+
+def spawn_through(address: str, settings: str) -> None:
+    """Children that multiprocessing spawns (spawn, and the forkserver's server) start by
+    profiling themselves: their ``-c`` command gets a first line that does it. Both go
+    through ``multiprocessing.util.spawnv_passfds``, looked up when they start a process;
+    nothing in the environment changes."""
+    import multiprocessing.util as util
+
+    spawn: Any = util.spawnv_passfds
+
+    def spawnv_passfds(path: Any, args: Any, passfds: Any) -> Any:
+        args = list(args)
+        if "-c" in args[:-1]:
+            at = args.index("-c") + 1
+            how = "forkserver" if "multiprocessing.forkserver" in args[at] else "spawn"
+            first = (
+                f"__import__('hotpath.child').child.follow_spawned("
+                f"{address!r}, {settings!r}, {how!r})\n"
+            )
+            args[at] = first + args[at]
+        return spawn(path, args, passfds)
+
+    setattr(util, "spawnv_passfds", spawnv_passfds)  # noqa: B010
