@@ -64,6 +64,7 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("cpu_stacks", {"function_name": "nobody"}),
     ("cpu_snapshot", {"seconds": 0}),
     ("cpu_snapshot", {"seconds": 0.01, "limit": 2}),
+    ("processes", {}),
 ]
 
 

@@ -163,6 +163,17 @@ def test_a_fork_pools_calls_add_up_exactly_though_with_terminates_it(tmp_path: P
     assert functions["fork_pool.task"]["calls"] == 400  # all in the workers
     assert functions["fork_pool.callee"]["calls"] == 1210  # 1,200 there, 10 in the parent
     assert report["status"]["collectors"]["processes"] is True
+    # Who made them: the parent's 10 first, then each worker's.
+    breakdown = functions["fork_pool.callee"]["processes"]
+    assert breakdown[0] == {"pid": report["status"]["pid"], "calls": 10}
+    assert sum(part["calls"] for part in breakdown) == 1210
+    assert "processes" not in functions["fork_pool.main"]  # the parent's alone
+    listed = report["processes"]["processes"]
+    assert listed[0]["how"] == "the program" and listed[0]["pid"] == report["status"]["pid"]
+    workers = listed[1:]
+    assert len(workers) == 4 and {w["how"] for w in workers} == {"fork"}
+    assert {w["parent_pid"] for w in workers} == {report["status"]["pid"]}
+    assert sum(w["calls"] for w in workers) == 1200 + 400
 
 
 def test_without_following_the_parent_reports_only_its_own(tmp_path: Path) -> None:

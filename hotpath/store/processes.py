@@ -124,6 +124,18 @@ class ProcessTable:
                     _add(merged, stats)
             self.folded_processes += 1
 
+    def contributions(self) -> dict[str, list[tuple[int, int]]]:
+        """Per function name, the children that ran it: (pid, calls), folded ones as pid 0."""
+        found: dict[str, list[tuple[int, int]]] = {}
+        with self._lock:
+            for child in [*self._alive.values(), *self._ended]:
+                for name, wire in child.functions.items():
+                    calls = stats_from_wire(wire, 0).calls
+                    found.setdefault(name, []).append((child.pid, calls))
+            for name, stats in self._folded.items():
+                found.setdefault(name, []).append((0, stats.calls))
+        return found
+
     def children(self) -> list[ChildProcess]:
         with self._lock:
             return [*self._alive.values(), *self._ended]

@@ -82,26 +82,30 @@ def _function_row(stats: FunctionStats, store: Store, wall_ns: int, all_self_ns:
     }
 
 
-FUNCTION_ROW = obj(
-    **IDENTITY,
-    calls=INT,
-    completed=INT,
-    running=INT,
-    errors=INT,
-    error_types=schema.mapping(INT),
-    total_ns=INT,
-    self_ns=INT,
-    active_ns=maybe(INT),
-    avg_ns=maybe(INT),
-    min_ns=maybe(INT),
-    max_ns=maybe(INT),
-    percentiles_ns=schema.PERCENTILES,
-    percent_self=NUM,
-    percent_total=NUM,
-    total=STR,
-    self=STR,
-    active=maybe(STR),
-    avg=maybe(STR),
+FUNCTION_ROW = schema.optional(
+    obj(
+        **IDENTITY,
+        calls=INT,
+        completed=INT,
+        running=INT,
+        errors=INT,
+        error_types=schema.mapping(INT),
+        total_ns=INT,
+        self_ns=INT,
+        active_ns=maybe(INT),
+        avg_ns=maybe(INT),
+        min_ns=maybe(INT),
+        max_ns=maybe(INT),
+        percentiles_ns=schema.PERCENTILES,
+        percent_self=NUM,
+        percent_total=NUM,
+        total=STR,
+        self=STR,
+        active=maybe(STR),
+        avg=maybe(STR),
+        processes=schema.array(obj(pid=INT, calls=INT)),
+    ),
+    "processes",
 )
 
 
@@ -120,6 +124,8 @@ def functions_timing(store: Store, limit: int = DEFAULT_LIMIT, sort: str | None 
     called = [s for s in stats if s.calls]
     called.sort(key=lambda s: s.sort_key(order), reverse=True)
     all_self_ns = sum(s.self_ns for s in called)
+    rows = [_function_row(s, store, wall_ns, all_self_ns) for s in called[:limit]]
+    _add_breakdown(rows, store)
     answer: JSON = {
         "wall_ns": wall_ns,
         "wall": units.duration(wall_ns),
@@ -128,7 +134,7 @@ def functions_timing(store: Store, limit: int = DEFAULT_LIMIT, sort: str | None 
         "total_functions": len(called),
         "shown": min(limit, len(called)),
         "dropped_functions": store.functions.dropped,
-        "functions": [_function_row(s, store, wall_ns, all_self_ns) for s in called[:limit]],
+        "functions": rows,
     }
     if not called:
         answer["note"] = _nothing_timed(store)
@@ -149,6 +155,20 @@ FUNCTIONS_TIMING = schema.optional(
     ),
     "note",
 )
+
+
+def _add_breakdown(rows: list[JSON], store: Store) -> None:
+    """Rows more than one process ran get ``processes``: each one's pid and calls (the
+    parent's first; 0 stands for ended children folded together)."""
+    children = store.processes.contributions()
+    if not children:
+        return
+    own = {s.info.name: s.calls for s in store.functions.snapshot(store.now_ns())}
+    for row in rows:
+        theirs = children.get(row["name"], [])
+        mine = [(store.info.pid, own[row["name"]])] if own.get(row["name"]) else []
+        if len(mine) + len(theirs) > 1:
+            row["processes"] = [{"pid": pid, "calls": calls} for pid, calls in mine + theirs]
 
 
 def _nothing_timed(store: Store) -> str:

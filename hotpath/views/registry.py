@@ -29,6 +29,7 @@ from hotpath.views import (
     futures,
     gauges,
     memory,
+    processes,
     status,
     streams,
     threads,
@@ -270,6 +271,20 @@ TOOLS: tuple[Tool, ...] = (
             f"{LIMIT_DOC}"
         ),
         report_key="threads",
+    ),
+    Tool(
+        "processes",
+        processes.processes,
+        processes.PROCESSES,
+        "summary",
+        (
+            "The program's processes: itself, then the child processes hotpath follows "
+            "(forked, spawned and forkserver multiprocessing workers, process pools): pid, "
+            "parent pid, argv, how it started, running or ended (and how), batches of figures "
+            "received, calls it made. Every other tool's figures already add the children's "
+            f"in. {LIMIT_DOC}"
+        ),
+        report_key="processes",
     ),
     Tool(
         "gauges",
