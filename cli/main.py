@@ -191,6 +191,32 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] == "--version":
         sys.stdout.write(f"hotpath {__version__} ({DISTRIBUTION} on PyPI)\n")
         return
+    if args[0] == "child" and len(args) >= 4:
+        child(args[1:])
+        return
     if args[0] != "run":
         _fail(f"unknown command {args[0]!r}: {USAGE}")
     run(args[1:])
+
+
+def child(args: list[str]) -> None:
+    """``hotpath child ADDRESS SETTINGS (script | -m module) [args]``: what a followed Python
+    subprocess runs instead of ``python script [args]`` (the parent rewrote its command
+    line). Anything hotpath cannot prepare is handed to python itself, unchanged."""
+    from hotpath.launcher import LaunchError, prepare_module, prepare_script
+
+    address, settings, *rest = args
+    _, target, is_module, program_args = split_command_line(rest)
+    try:
+        if target is None:
+            raise LaunchError("no program")
+        program = (
+            prepare_module(target, program_args)
+            if is_module
+            else prepare_script(target, program_args)
+        )
+    except LaunchError:
+        os.execv(sys.executable, [sys.executable, *rest])
+    from hotpath.child import run_followed
+
+    run_followed(address, settings, program)

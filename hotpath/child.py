@@ -194,6 +194,7 @@ def _follow(address: str, given: dict[str, Any], how: str) -> None:
     collectors = build_collectors(config, function_filter, where, store, given["sample"], True)
     flush_before_results()
     spawn_through(address, json.dumps(given))  # its own children report to the same parent
+    rewrite_subprocesses(address, json.dumps(given))
     for collector in collectors:
         collector.install()
     for collector in collectors:
@@ -230,3 +231,61 @@ def _refollow() -> None:
         _follow(following.address, following.given, "fork")
     except Exception:
         return
+
+
+def run_followed(address: str, text: str, program: Any) -> None:
+    """Run ``program`` (a ``launcher.Program``) as python would, followed: what a Python
+    subprocess of the program runs (``hotpath child``)."""
+    import signal
+
+    from hotpath import launcher
+    from hotpath.session import Session
+
+    follow_spawned(address, text, "subprocess")
+    launcher.install(program)
+    try:
+        launcher.run(program)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt as error:
+        Session._print_exception(error)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # dies by it, as python does
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException as error:
+        Session._print_exception(error)
+        raise SystemExit(1) from None
+
+
+def rewrite_subprocesses(address: str, text: str) -> None:
+    """Python subprocesses of this interpreter (``[sys.executable, script | -m module, ...]``
+    without a shell) run as ``sys.executable -m hotpath child ADDRESS SETTINGS ...``: the
+    child runs the program as python would, followed. Any other command is left as it is."""
+    import inspect
+    import subprocess
+
+    execute: Any = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+    if getattr(execute, "hotpath", False):
+        return  # once per process (a fork inherits it)
+    parameters = inspect.signature(execute)
+    ours = os.path.realpath(sys.executable)
+
+    def _execute_child(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = parameters.bind(self, *args, **kwargs)
+        command = bound.arguments.get("args")
+        if (
+            not bound.arguments.get("shell")
+            and bound.arguments.get("executable") is None
+            and isinstance(command, list | tuple)
+            and len(command) >= 2
+            and isinstance(command[0], str)
+            and os.path.realpath(command[0]) == ours
+            and isinstance(command[1], str)
+            and (command[1] == "-m" or not command[1].startswith("-"))
+        ):
+            bound.arguments["args"] = [
+                command[0], "-m", "hotpath", "child", address, text, *command[1:]
+            ]  # fmt: skip
+        return execute(*bound.args, **bound.kwargs)
+
+    _execute_child.hotpath = True  # type: ignore[attr-defined]
+    setattr(subprocess.Popen, "_execute_child", _execute_child)  # noqa: B010

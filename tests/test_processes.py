@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import profile
+from support import hotpath, profile, python
 
 from hotpath.collectors.children import ChildReceiver
 from hotpath.store import RunInfo, Store
@@ -216,3 +216,18 @@ def test_spawn_and_forkserver_workers_calls_add_up_exactly(tmp_path: Path) -> No
     # it; a worker that got no task before the pool ended it sent no batch (see
     # docs/design/processes.md), so between 2 and 5 of those runs are counted.
     assert 2 <= functions["spawn_pool.<module>"]["calls"] <= 5
+
+
+def test_a_python_subprocess_is_followed_and_behaves_as_under_python(tmp_path: Path) -> None:
+    plain = python("subprocess_child.py")
+    output = tmp_path / "report.json"
+    under = hotpath(
+        "run", "--no-mcp", "--report", "none", "-o", str(output), "subprocess_child.py"
+    )  # fmt: skip
+    assert (under.stdout, under.returncode) == (plain.stdout, plain.returncode)
+    assert under.stdout == "2450 True 3 20\n"  # the child's own output, argv and exit code
+    report = json.loads(output.read_text())
+    functions = {row["name"]: row for row in report["functions_timing"]["functions"]}
+    assert functions["subprocess_child.work"]["calls"] == 55  # 50 in the child, 5 here
+    (child,) = report["processes"]["processes"][1:]
+    assert child["how"] == "subprocess" and child["parent_pid"] == report["status"]["pid"]

@@ -18,6 +18,7 @@ import selectors
 import socket
 from typing import Any
 
+from hotpath import stdlib
 from hotpath.collectors import SamplingThread
 from hotpath.store import Store
 from hotpath.store.processes import stats_from_wire
@@ -26,6 +27,7 @@ THREAD_NAME = "hotpath-children"
 MAX_CHILDREN = 64
 MAX_LINE = 4 * 2**20
 BACKLOG = 16
+DRAIN_S = 1.0  # at exit, reading what children sent takes at most this long
 
 
 class _Connection:
@@ -57,13 +59,29 @@ class ChildReceiver(SamplingThread):
     def install(self) -> None:
         flush_before_results()
         if self.settings is not None:
+            from hotpath.child import rewrite_subprocesses
+
             spawn_through(self.address, self.settings)
+            rewrite_subprocesses(self.address, self.settings)
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._start_thread()
 
     def finish(self) -> str | None:
+        """Stop, then read what the children sent and the thread had not read yet: a pool
+        worker's figures are sent before its result, but the thread may lag behind the
+        program, and the report must have them. At most DRAIN_S of it."""
         super().finish()
+        deadline = stdlib.monotonic() + DRAIN_S
+        try:
+            while stdlib.monotonic() < deadline:
+                ready = [k for k, _ in self._selector.select(timeout=0) if k.data is not None]
+                if not ready:
+                    break
+                for key in ready:
+                    self._read(key.data)
+        except (OSError, ValueError):
+            pass
         self._close_all()
         return None
 
@@ -170,6 +188,8 @@ def flush_before_results() -> None:
 
     worker: Any = getattr(pool, "worker")  # noqa: B009 - not in typeshed
     process_worker: Any = executor._process_worker
+    if getattr(worker, "hotpath", False):
+        return  # once per process (a fork inherits it)
 
     def pool_worker(inqueue: Any, outqueue: Any, *args: Any, **kwargs: Any) -> Any:
         return worker(inqueue, FlushingQueue(outqueue), *args, **kwargs)
@@ -181,6 +201,7 @@ def flush_before_results() -> None:
     for wrapper, replaced in ((pool_worker, worker), (executor_worker, process_worker)):
         wrapper.__module__, wrapper.__qualname__ = replaced.__module__, replaced.__qualname__
         wrapper.__name__ = replaced.__name__
+    pool_worker.hotpath = True  # type: ignore[attr-defined]
     setattr(pool, "worker", pool_worker)  # noqa: B010
     setattr(executor, "_process_worker", executor_worker)  # noqa: B010
 
@@ -193,6 +214,8 @@ def spawn_through(address: str, settings: str) -> None:
     import multiprocessing.util as util
 
     spawn: Any = util.spawnv_passfds
+    if getattr(spawn, "hotpath", False):
+        return  # once per process (a fork inherits it)
 
     def spawnv_passfds(path: Any, args: Any, passfds: Any) -> Any:
         args = list(args)
@@ -206,4 +229,5 @@ def spawn_through(address: str, settings: str) -> None:
             args[at] = first + args[at]
         return spawn(path, args, passfds)
 
+    spawnv_passfds.hotpath = True  # type: ignore[attr-defined]
     setattr(util, "spawnv_passfds", spawnv_passfds)  # noqa: B010
