@@ -25,6 +25,7 @@ INTERVAL_S = 0.5
 CONNECT_TIMEOUT_S = 1.0
 
 _reporter: ChildReporter | None = None  # this process's, when it is a followed child
+_exit: str = "exited"  # how this child ended, once known: "code N", "signal N"
 
 
 class ChildReporter:
@@ -193,6 +194,7 @@ def _follow(address: str, given: dict[str, Any], how: str) -> None:
         return
     collectors = build_collectors(config, function_filter, where, store, given["sample"], True)
     flush_before_results()
+    report_exit_codes()
     spawn_through(address, json.dumps(given))  # its own children report to the same parent
     rewrite_subprocesses(address, json.dumps(given))
     for collector in collectors:
@@ -208,7 +210,7 @@ def _follow(address: str, given: dict[str, Any], how: str) -> None:
             return  # a forked child's copy of this handler: its own follow ends it
         for collector in collectors:
             collector.finish()
-        reporter.finish("exited")
+        reporter.finish(_exit)
 
     atexit.register(finish)
     if first:
@@ -241,18 +243,24 @@ def run_followed(address: str, text: str, program: Any) -> None:
     from hotpath import launcher
     from hotpath.session import Session
 
+    global _exit
     follow_spawned(address, text, "subprocess")
     launcher.install(program)
     try:
         launcher.run(program)
-    except SystemExit:
+        _exit = "code 0"
+    except SystemExit as leaving:
+        code = leaving.code
+        _exit = f"code {code if isinstance(code, int) else 0 if code is None else 1}"
         raise
     except KeyboardInterrupt as error:
         Session._print_exception(error)
+        _flush_exit(f"signal {signal.SIGINT.value}")
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # dies by it, as python does
         os.kill(os.getpid(), signal.SIGINT)
     except BaseException as error:
         Session._print_exception(error)
+        _exit = "code 1"
         raise SystemExit(1) from None
 
 
@@ -289,3 +297,30 @@ def rewrite_subprocesses(address: str, text: str) -> None:
 
     _execute_child.hotpath = True  # type: ignore[attr-defined]
     setattr(subprocess.Popen, "_execute_child", _execute_child)  # noqa: B010
+
+
+def _flush_exit(exit: str) -> None:
+    """Send the last batch now, saying how this child ends (it is about to, without atexit)."""
+    reporter = _reporter
+    if reporter is not None:
+        reporter.finish(exit)
+
+
+def report_exit_codes() -> None:
+    """A multiprocessing child returns its exit code from ``Process._bootstrap`` and then ends
+    with ``os._exit``, after its finalizers: the wrapper sends it with the last batch. Patched
+    on the class, in the parent (its forks inherit it) and in a spawned child before its
+    process object is unpickled."""
+    import multiprocessing.process as process
+
+    bootstrap: Any = process.BaseProcess._bootstrap  # type: ignore[attr-defined]
+    if getattr(bootstrap, "hotpath", False):
+        return
+
+    def _bootstrap(self: Any, *args: Any, **kwargs: Any) -> Any:
+        code = bootstrap(self, *args, **kwargs)
+        _flush_exit(f"code {code}")
+        return code
+
+    _bootstrap.hotpath = True  # type: ignore[attr-defined]
+    process.BaseProcess._bootstrap = _bootstrap  # type: ignore[attr-defined]

@@ -58,6 +58,9 @@ class ChildReceiver(SamplingThread):
 
     def install(self) -> None:
         flush_before_results()
+        from hotpath.child import report_exit_codes
+
+        report_exit_codes()
         if self.settings is not None:
             from hotpath.child import rewrite_subprocesses
 
