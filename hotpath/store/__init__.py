@@ -14,15 +14,16 @@ touches other fields.
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hotpath import stdlib
 from hotpath.store.channels import ChannelTable
-from hotpath.store.cpu import CpuTable
+from hotpath.store.cpu import CpuReading, CpuTable, merged
 from hotpath.store.functions import FunctionSort, FunctionStats, FunctionTable
 from hotpath.store.futures import FutureTable
 from hotpath.store.gauges import GaugeTable
@@ -56,6 +57,7 @@ class RunInfo:
 class Store:
     def __init__(self, info: RunInfo, log_limit: int, max_functions: int) -> None:
         self.info = info
+        self._limits = (log_limit, max_functions)
         self.functions = FunctionTable(log_limit, max_functions)
         self.gauges = GaugeTable(history=log_limit)
         self.threads = ThreadTable()
@@ -77,6 +79,28 @@ class Store:
     def function_stats(self, now_ns: int) -> list[FunctionStats]:
         """Every timed function, the child processes' figures summed in by name."""
         return self.processes.merged(self.functions.snapshot(now_ns))
+
+    def cpu_reading(self) -> CpuReading:
+        """Every CPU sample of the run, the child processes' added in."""
+        return merged(self.cpu.read(), self.processes.cpu_readings())
+
+    def for_process(self, pid: int) -> Store | None:
+        """A store of one process's figures alone (None: no such process): this one without
+        its children's, or a followed child's as it last sent them."""
+        if pid == self.info.pid:
+            scoped = copy.copy(self)
+            scoped.processes = ProcessTable()
+            return scoped
+        table = self.processes.only(pid)
+        if table is None:
+            return None
+        (child,) = table.children()
+        empty = Store(replace(self.info, pid=pid, argv=child.argv), *self._limits)
+        empty.processes = table
+        empty.threads.update({}, child.process)
+        empty.started_ns, empty.ended_ns = child.started_ns, child.ended_ns
+        empty.started_epoch_ns = self.epoch_ns(child.started_ns)
+        return empty
 
     def mark_own_thread(self, thread: threading.Thread) -> None:
         """Called by whoever starts one of hotpath's threads, as soon as it has started: the

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from types import CodeType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from hotpath import stdlib
 
@@ -191,3 +191,115 @@ class CpuTable:
                 node_samples=list(self._samples),
                 node_ns=list(self._ns),
             )
+
+
+# -- child processes' samples (issue 17) ----------------------------------------------------
+#
+# A followed child sends its whole reading (cumulative, as its function figures); the parent
+# appends each child's tree under the root beside its own. Nothing is merged node by node: the
+# views merge paths by function already, and functions are merged here by name, so a worker's
+# `work` and the parent's `work` are one row. Merged readings are for the whole-run views
+# (functions_cpu, cpu_stacks, flame graphs); a window (cpu_snapshot) reads the parent's table,
+# whose node numbers are stable.
+
+UNNAMED = 1  # a child's code past its function cap: no id() is odd, and no function has it
+CpuWire = dict[str, Any]
+
+
+def to_wire(reading: CpuReading) -> CpuWire:
+    return {
+        "interval_s": reading.interval_s,
+        "samples": reading.samples,
+        "cpu_ns": reading.cpu_ns,
+        "truncated": reading.truncated,
+        "functions": [
+            [
+                key,
+                f.name,
+                f.filename,
+                f.lineno,
+                f.self_samples,
+                f.total_samples,
+                f.self_ns,
+                f.total_ns,
+            ]
+            for key, f in reading.functions.items()
+        ],
+        "parent": reading.parent,
+        "code": reading.code,
+        "line": reading.line,
+        "node_samples": reading.node_samples,
+        "node_ns": reading.node_ns,
+    }
+
+
+def from_wire(wire: dict[str, Any]) -> CpuReading:
+    """Raises (KeyError, TypeError, ValueError) on anything that is not a reading."""
+    functions = {}
+    for row in wire["functions"]:
+        key, name, filename, lineno, *figures = row
+        functions[int(key)] = CpuFunction(
+            0, str(name), str(filename), int(lineno), *map(int, figures)
+        )
+    lists = [
+        [int(v) for v in wire[k]] for k in ("parent", "code", "line", "node_samples", "node_ns")
+    ]
+    parent = lists[0]
+    if len({len(values) for values in lists}) != 1 or not parent or parent[0] != -1:
+        raise ValueError("a CPU reading's node lists differ")
+    if any(not 0 <= p < node for node, p in enumerate(parent) if node):
+        raise ValueError("a CPU reading's node comes before its parent")
+    return CpuReading(
+        float(wire["interval_s"]),
+        int(wire["samples"]),
+        int(wire["cpu_ns"]),
+        int(wire["truncated"]),
+        functions,
+        *lists,
+    )
+
+
+def merged(mine: CpuReading, children: list[CpuReading]) -> CpuReading:
+    """``mine`` with the children's samples added: their trees under the root, their functions
+    joined to this process's of the same name (or added, numbered after them)."""
+    if not children:
+        return mine
+    functions = {key: replace(f) for key, f in mine.functions.items()}
+    by_name = {f.name: key for key, f in functions.items()}
+    parent, code, line = list(mine.parent), list(mine.code), list(mine.line)
+    node_samples, node_ns = list(mine.node_samples), list(mine.node_ns)
+    samples, cpu_ns, truncated = mine.samples, mine.cpu_ns, mine.truncated
+    fresh = -1  # keys of functions only children ran: never an id() of this process's
+    for child in children:
+        keys: dict[int, int] = {0: 0}
+        for key, function in child.functions.items():
+            known = by_name.get(function.name)
+            if known is None:
+                known = by_name[function.name] = fresh
+                fresh -= 1
+                functions[known] = replace(
+                    function, id=len(functions) + 1, self_samples=0, total_samples=0,
+                    self_ns=0, total_ns=0,
+                )  # fmt: skip
+            keys[key] = known
+            into = functions[known]
+            into.self_samples += function.self_samples
+            into.total_samples += function.total_samples
+            into.self_ns += function.self_ns
+            into.total_ns += function.total_ns
+        offset = len(parent) - 1  # the child's node n is node n + offset here; its root is ours
+        for node in range(1, len(child.parent)):
+            parent.append(child.parent[node] + offset if child.parent[node] else ROOT)
+            code.append(keys.get(child.code[node], UNNAMED))
+            line.append(child.line[node])
+            node_samples.append(child.node_samples[node])
+            node_ns.append(child.node_ns[node])
+        node_samples[ROOT] += child.node_samples[ROOT]
+        node_ns[ROOT] += child.node_ns[ROOT]
+        samples += child.samples
+        cpu_ns += child.cpu_ns
+        truncated += child.truncated
+    return mine._replace(
+        samples=samples, cpu_ns=cpu_ns, truncated=truncated, functions=functions,
+        parent=parent, code=code, line=line, node_samples=node_samples, node_ns=node_ns,
+    )  # fmt: skip

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotpath import stdlib
-from hotpath.store.functions import FunctionInfo, FunctionKind, FunctionStats, Totals
+from hotpath.store.cpu import CpuReading
+from hotpath.store.functions import (
+    Allocations,
+    AllocationTotals,
+    FunctionInfo,
+    FunctionKind,
+    FunctionStats,
+    Totals,
+)
+from hotpath.store.threads import ProcessFigures
 
 MAX_ENDED = 100
 Wire = dict[str, Any]  # one function's figures as a batch carries them (JSON)
@@ -46,7 +55,30 @@ def to_wire(stats: FunctionStats) -> Wire:
         "running_ns": stats.running_ns,
         "running_own_ns": stats.running_own_ns,
         "running_child_ns": stats.running_child_ns,
+        "allocations": None if stats.allocations is None else _allocations_wire(stats.allocations),
     }
+
+
+_ALLOCATION_FIELDS = ("every", "total", "child", "running_total", "running_own", "running_child")
+
+
+def _allocations_wire(allocations: AllocationTotals) -> Wire:
+    wire: Wire = {
+        name: [getattr(allocations, name).count, getattr(allocations, name).bytes]
+        for name in _ALLOCATION_FIELDS
+    }
+    wire["buckets"] = sorted(allocations.buckets.items())
+    return wire
+
+
+def _allocations(wire: Wire | None) -> AllocationTotals | None:
+    if wire is None:
+        return None
+    pairs = {
+        name: Allocations(int(wire[name][0]), int(wire[name][1])) for name in _ALLOCATION_FIELDS
+    }
+    buckets = Counter({int(b): int(n) for b, n in wire["buckets"]})
+    return AllocationTotals(buckets=buckets, **pairs)
 
 
 def _totals(wire: Wire) -> Totals:
@@ -75,8 +107,23 @@ class ChildProcess:
     how: str  # fork, spawn, forkserver or subprocess
     started_ns: int
     exit: str | None = None  # None while alive; "code N" or "signal N"
+    ended_ns: int | None = None
     batches: int = 0
     functions: dict[str, Wire] = field(default_factory=dict)  # by name, the latest batch
+    # What a child sends every few batches besides its functions: its rows of the tools that
+    # list them (per tool, per key of its answer), its CPU samples and its process figures.
+    rows: dict[str, dict[str, list[Wire]]] = field(default_factory=dict)
+    cpu: CpuReading | None = None
+    process: ProcessFigures = field(default_factory=ProcessFigures)
+
+
+@dataclass(slots=True)
+class Extras:
+    """The parts of a batch a child sends less often than its functions."""
+
+    rows: dict[str, dict[str, list[Wire]]]
+    cpu: CpuReading | None
+    process: ProcessFigures
 
 
 class ProcessTable:
@@ -91,14 +138,20 @@ class ProcessTable:
         with self._lock:
             self._alive[pid] = ChildProcess(pid, parent_pid, argv, how, stdlib.perf_counter_ns())
 
-    def batch(self, pid: int, functions: list[Wire], exit: str | None = None) -> None:
+    def batch(
+        self, pid: int, functions: list[Wire], exit: str | None = None, extras: Extras | None = None
+    ) -> None:
         """A child's figures so far (they replace its previous batch); ``exit`` when it ended."""
         with self._lock:
             child = self._alive.get(pid)
             if child is None:
                 return  # no hello, or already ended: nothing to merge it with
             child.batches += 1
-            child.functions = {str(wire["name"]): wire for wire in functions}
+            # What changed since its last batch: replaced by name, in a new dict (views
+            # iterate the one they got without the lock).
+            child.functions = {**child.functions, **{str(w["name"]): w for w in functions}}
+            if extras is not None:
+                child.rows, child.cpu, child.process = extras.rows, extras.cpu, extras.process
             if exit is not None:
                 self._end(child, exit)
 
@@ -111,6 +164,7 @@ class ProcessTable:
 
     def _end(self, child: ChildProcess, exit: str) -> None:
         child.exit = exit
+        child.ended_ns = stdlib.perf_counter_ns()
         del self._alive[child.pid]
         self._ended.append(child)
         while len(self._ended) > MAX_ENDED:
@@ -139,6 +193,31 @@ class ProcessTable:
     def children(self) -> list[ChildProcess]:
         with self._lock:
             return [*self._alive.values(), *self._ended]
+
+    def rows(self, tool: str, key: str) -> list[Wire]:
+        """The rows the children listed under ``key`` in their answers of ``tool``, each
+        marked with its process (children folded away keep their functions only)."""
+        return [
+            {**row, "pid": child.pid}
+            for child in self.children()
+            for row in child.rows.get(tool, {}).get(key, [])
+        ]
+
+    def cpu_readings(self) -> list[CpuReading]:
+        return [child.cpu for child in self.children() if child.cpu is not None]
+
+    def only(self, pid: int) -> ProcessTable | None:
+        """A table of this one child (what a ``process`` argument looks at), or None."""
+        with self._lock:
+            child = self._alive.get(pid) or next((c for c in self._ended if c.pid == pid), None)
+            if child is None:
+                return None
+            table = ProcessTable()
+            if child.exit is None:
+                table._alive[pid] = child
+            else:
+                table._ended.append(child)
+            return table
 
     def merged(self, parent: list[FunctionStats]) -> list[FunctionStats]:
         """The parent's functions with every child's summed in, by name; a function only
@@ -170,6 +249,26 @@ class ProcessTable:
         return rows
 
 
+def by_name(stats: list[FunctionStats]) -> list[FunctionStats]:
+    """Functions with calls, those of one name summed (a program can make several functions
+    of one name; the parent keeps a child's figures by name)."""
+    named: dict[str, FunctionStats] = {}
+    summed: set[str] = set()
+    for one in stats:
+        if not one.calls:
+            continue
+        name = one.info.name
+        mine = named.get(name)
+        if mine is None:
+            named[name] = one
+            continue
+        if name not in summed:  # a copy to add into: the reading's own stays as it was
+            mine = named[name] = _copy(mine)
+            summed.add(name)
+        _add(mine, one)
+    return list(named.values())
+
+
 def stats_from_wire(wire: Wire, function_id: int) -> FunctionStats:
     kind: FunctionKind = wire["kind"]
     info = FunctionInfo(
@@ -190,6 +289,7 @@ def stats_from_wire(wire: Wire, function_id: int) -> FunctionStats:
         int(wire["running_ns"]),
         int(wire["running_own_ns"]),
         int(wire["running_child_ns"]),
+        _allocations(wire.get("allocations")),
     )
 
 
@@ -211,3 +311,18 @@ def _add(into: FunctionStats, other: FunctionStats) -> None:
     into.running_ns += other.running_ns
     into.running_own_ns += other.running_own_ns
     into.running_child_ns += other.running_child_ns
+    if other.allocations is not None:
+        into.allocations = _sum_allocations(into.allocations, other.allocations)
+
+
+def _sum_allocations(mine: AllocationTotals | None, other: AllocationTotals) -> AllocationTotals:
+    """A new sum (the parent's own totals are never changed in place)."""
+    if mine is None:
+        return AllocationTotals(buckets=Counter(other.buckets), **_pairs(other))
+    a, b = _pairs(mine), _pairs(other)
+    summed = {k: Allocations(a[k].count + b[k].count, a[k].bytes + b[k].bytes) for k in a}
+    return AllocationTotals(buckets=mine.buckets + other.buckets, **summed)
+
+
+def _pairs(allocations: AllocationTotals) -> dict[str, Allocations]:
+    return {name: getattr(allocations, name) for name in _ALLOCATION_FIELDS}
