@@ -10,6 +10,7 @@ workers. A child that cannot reach the parent stays unprofiled, silently.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -19,9 +20,17 @@ from typing import Any
 
 from hotpath import stdlib
 from hotpath.store import Store
-from hotpath.store.processes import to_wire
+from hotpath.store.cpu import CpuTable
+from hotpath.store.cpu import to_wire as cpu_wire
+from hotpath.store.processes import Wire, by_name, to_wire
 
 INTERVAL_S = 0.5
+FUNCTIONS_PER_MESSAGE = 200  # ~1 KB each: a message stays far below the receiver's 4 MiB
+# A child's CPU tree goes whole in a message every 2 s: capped below the parent's so that it
+# stays ~1.5 MB at most (5 numbers per node, ~150 bytes per function, as JSON).
+CHILD_CPU_NODES = 20_000
+CHILD_CPU_FUNCTIONS = 2_000
+WHOLE_EVERY = 4  # batches: the rows, CPU samples and process figures go every 2 s, and last
 CONNECT_TIMEOUT_S = 1.0
 
 _reporter: ChildReporter | None = None  # this process's, when it is a followed child
@@ -35,13 +44,18 @@ class ChildReporter:
         self.store = store
         self.how = how
         self._sock: socket.socket | None = None
+        self._sent: dict[str, Wire] = {}  # per function name, the figures last sent
         self._lock = stdlib.new_rlock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hotpath-child", daemon=True)
 
     def connect(self) -> bool:
         try:
-            self._sock = socket.create_connection(self.address, timeout=CONNECT_TIMEOUT_S)
+            # Not create_connection: its getaddrinfo imports the idna codec, 2 of a forked
+            # child's 7 ms of start-up (measured). The address is a numeric loopback one.
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._sock.settimeout(CONNECT_TIMEOUT_S)
+            self._sock.connect(self.address)
             self._send(
                 {
                     "hello": self.token,
@@ -63,19 +77,35 @@ class ChildReporter:
         self.store.mark_own_thread(self._thread)
 
     def _run(self) -> None:
+        sent = 0
         while not self._stopping.wait(INTERVAL_S):
-            self.send()
+            sent += 1
+            self.send(whole=sent % WHOLE_EVERY == 0)
 
-    def send(self, exit: str | None = None) -> None:
-        """The figures so far (and, last, how the child ended)."""
+    def send(self, exit: str | None = None, whole: bool = False) -> None:
+        """The function figures so far; ``whole``: the rest of the figures too; ``exit``: the
+        last batch, whole, saying how the child ended."""
         with self._lock:
             if self._sock is None:
                 return
-            stats = self.store.functions.snapshot(self.store.now_ns())
-            message: dict[str, Any] = {"batch": [to_wire(s) for s in stats if s.calls]}
+            stats = by_name(self.store.functions.snapshot(self.store.now_ns()))
+            # Only what changed since the last batch (each function's figures so far: the
+            # parent replaces them by name), in messages of a bounded size.
+            changed = [wire for s in stats if (wire := to_wire(s)) != self._sent.get(s.info.name)]
+            last = max(0, (len(changed) - 1) // FUNCTIONS_PER_MESSAGE * FUNCTIONS_PER_MESSAGE)
+            for start in range(0, last, FUNCTIONS_PER_MESSAGE):
+                self._send({"batch": changed[start : start + FUNCTIONS_PER_MESSAGE]})
+            message: dict[str, Any] = {"batch": changed[last:]}
+            if exit is not None or whole:
+                from hotpath.views.registry import child_rows
+
+                message["rows"] = child_rows(self.store)
+                message["cpu"] = cpu_wire(self.store.cpu.read())
+                message["process"] = dataclasses.asdict(self.store.threads.read().process)
             if exit is not None:
                 message["exit"] = exit
             self._send(message)
+            self._sent.update((str(wire["name"]), wire) for wire in changed)
 
     def finish(self, exit: str) -> None:
         self._stopping.set()
@@ -102,6 +132,14 @@ class ChildReporter:
             self._sock = None
 
 
+def load_views() -> None:
+    """Before a fork: a whole batch lists the child's rows as the views make them, and a
+    forked child that imported them itself would pay 15 ms at its exit (most of a
+    short-lived worker's cost, measured on a fork per task). The parent imports them once,
+    at its first fork, not at start (they are imported when first needed: start-up)."""
+    import hotpath.views.registry  # noqa: F401
+
+
 def flush() -> None:
     """Send this child's figures now, if it is a followed child."""
     reporter = _reporter
@@ -125,8 +163,6 @@ class FlushingQueue:
 
 def settings(config: Any, root: str, root_chosen: str, name: str, sample: bool) -> str:
     """What a spawned child needs to profile itself as the parent does, as JSON."""
-    import dataclasses
-
     fields = {
         field.name: getattr(config, field.name)
         for field in dataclasses.fields(config)
@@ -136,6 +172,13 @@ def settings(config: Any, root: str, root_chosen: str, name: str, sample: bool) 
     return json.dumps(
         {"config": fields, "root": root, "root_chosen": root_chosen, "name": name, "sample": sample}
     )
+
+
+def new_store(info: Any, config: Any) -> Store:
+    """A followed child's store: the parent's limits, a smaller CPU tree (``CHILD_CPU_*``)."""
+    store = Store(info, config.logs_limit, config.max_functions)
+    store.cpu = CpuTable(info.cpu_interval_s, CHILD_CPU_NODES, CHILD_CPU_FUNCTIONS)
+    return store
 
 
 def follow_spawned(address: str, text: str, how: str) -> None:
@@ -188,7 +231,7 @@ def _follow(address: str, given: dict[str, Any], how: str) -> None:
         recorder=config.recorder,
         cpu_interval_s=config.sample_interval_ms / 1000,
     )
-    store = Store(info, config.logs_limit, config.max_functions)
+    store = new_store(info, config)
     reporter = ChildReporter(address, store, how)
     if not reporter.connect():
         return
@@ -214,7 +257,7 @@ def _follow(address: str, given: dict[str, Any], how: str) -> None:
 
     atexit.register(finish)
     if first:
-        os.register_at_fork(after_in_child=_refollow)
+        os.register_at_fork(before=load_views, after_in_child=_refollow)
 
 
 def _refollow() -> None:

@@ -172,7 +172,10 @@ def shown_path(file: str, root: str) -> str:
 def qualified_name(code: CodeType, frame: FrameType | None, main_name: str) -> str:
     """``module.qualname``, the script's module named after its file rather than __main__."""
     module = frame.f_globals.get("__name__", "") if frame is not None else ""
-    # A spawned multiprocessing child imports the script as __mp_main__: the same names.
-    if module in ("__main__", "__mp_main__") or not isinstance(module, str):
+    # A spawned multiprocessing child imports the script as __mp_main__: the same names. Its
+    # first frame, the `python -c` command that starts it, is __main__'s but not the script's.
+    if not isinstance(module, str) or (
+        module in ("__main__", "__mp_main__") and not code.co_filename.startswith("<")
+    ):
         module = main_name
     return f"{module}.{code.co_qualname}" if module else code.co_qualname

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import IO, Protocol
 
 from hotpath import child, launcher, stdlib
-from hotpath.child import ChildReporter
+from hotpath.child import ChildReporter, new_store
 from hotpath.collectors import Collector
 from hotpath.collectors.channels import ChannelCollector
 from hotpath.collectors.children import ChildReceiver
@@ -101,7 +101,7 @@ def build_collectors(
         MemoryCollector(store.memory, from_start=config.alloc_sites and not child),
         loops,
         ProgramGauges(store.gauges),
-        StackSampler(store, store.cpu, name),
+        StackSampler(store, store.cpu, name, child),
     ]
     return collectors
 
@@ -291,7 +291,7 @@ class Session:
         assert self.receiver is not None
         address = self.receiver.address
         info = replace(self.store.info, pid=os.getpid(), collectors={})
-        store = Store(info, self.config.logs_limit, self.config.max_functions)
+        store = new_store(info, self.config)
         reporter = ChildReporter(address, store, "fork")
         if not reporter.connect():
             return
@@ -358,7 +358,7 @@ class Session:
             from hotpath.views import flame
 
             try:
-                flame.write(self.store.cpu.read(), config.flame, self.program.name)
+                flame.write(self.store.cpu_reading(), config.flame, self.program.name)
             except OSError as error:
                 self.err.write(f"[hotpath] could not write {config.flame}: {error}\n")
         if config.report == "none" and config.output is None:

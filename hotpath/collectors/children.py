@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import secrets
 import selectors
 import socket
+from dataclasses import fields
 from typing import Any
 
 from hotpath import stdlib
 from hotpath.collectors import SamplingThread
 from hotpath.store import Store
-from hotpath.store.processes import stats_from_wire
+from hotpath.store.cpu import from_wire as cpu_from_wire
+from hotpath.store.processes import Extras, stats_from_wire
+from hotpath.store.threads import ProcessFigures
 
 THREAD_NAME = "hotpath-children"
 MAX_CHILDREN = 64
@@ -58,9 +62,10 @@ class ChildReceiver(SamplingThread):
 
     def install(self) -> None:
         flush_before_results()
-        from hotpath.child import report_exit_codes
+        from hotpath.child import load_views, report_exit_codes
 
         report_exit_codes()
+        os.register_at_fork(before=load_views)
         if self.settings is not None:
             from hotpath.child import rewrite_subprocesses
 
@@ -171,7 +176,8 @@ class ChildReceiver(SamplingThread):
         functions = list(message.get("batch", []))
         for wire in functions:
             stats_from_wire(wire, 0)  # raises on anything malformed
-        processes.batch(connection.pid, functions, None if exit is None else str(exit))
+        extras = _extras(message) if "rows" in message else None
+        processes.batch(connection.pid, functions, None if exit is None else str(exit), extras)
         return True
 
     def _drop(self, connection: _Connection, why: str) -> None:
@@ -179,6 +185,31 @@ class ChildReceiver(SamplingThread):
         connection.sock.close()
         if connection.pid is not None:
             self.store.processes.lost(connection.pid, why)
+
+
+def _extras(message: dict[str, Any]) -> Extras:
+    """The rows, CPU samples and process figures of a whole batch; raises (KeyError,
+    TypeError, ValueError) on anything of the wrong shape. The rows are what the child's
+    views made, kept for the parent's views to list: checked here against the fields the
+    views' schemas require of them (the one thing of the views a collector reads), so that a
+    view never meets a row it cannot read."""
+    from hotpath.views.registry import CHILD_ROWS, child_row_fields
+
+    expected = child_row_fields()
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for tool, keyed in dict(message["rows"]).items():
+        rows[str(tool)] = {}
+        for key, listed in dict(keyed).items():
+            required = expected[str(tool), str(key)]  # KeyError: nothing the views list
+            if not isinstance(listed, list) or len(listed) > CHILD_ROWS:
+                raise TypeError(f"at most {CHILD_ROWS} rows in a list")
+            if not all(isinstance(row, dict) and required <= row.keys() for row in listed):
+                raise TypeError("rows are objects with the fields of the view's rows")
+            rows[str(tool)][str(key)] = listed
+    figures = {f.name: message["process"][f.name] for f in fields(ProcessFigures)}
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in figures.values()):
+        raise TypeError("process figures are numbers")
+    return Extras(rows, cpu_from_wire(message["cpu"]), ProcessFigures(**figures))
 
 
 def flush_before_results() -> None:
@@ -222,9 +253,12 @@ def spawn_through(address: str, settings: str) -> None:
 
     def spawnv_passfds(path: Any, args: Any, passfds: Any) -> Any:
         args = list(args)
-        if "-c" in args[:-1]:
-            at = args.index("-c") + 1
-            how = "forkserver" if "multiprocessing.forkserver" in args[at] else "spawn"
+        at = args.index("-c") + 1 if "-c" in args[:-1] else 0
+        # The program's processes, not multiprocessing's resource tracker (it has no code
+        # of the program's, and lives until the parent has ended).
+        command = args[at] if at else ""
+        how = "forkserver" if "multiprocessing.forkserver" in command else "spawn"
+        if "spawn_main" in command or how == "forkserver":
             first = (
                 f"__import__('hotpath.child').child.follow_spawned("
                 f"{address!r}, {settings!r}, {how!r})\n"

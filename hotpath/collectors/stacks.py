@@ -46,7 +46,9 @@ MAX_DEPTH = 512  # frames kept per sample, the innermost ones (a deeper stack is
 
 
 class StackSampler(SamplingThread):
-    def __init__(self, store: Store, table: CpuTable, main_name: str) -> None:
+    def __init__(self, store: Store, table: CpuTable, main_name: str, child: bool = False) -> None:
+        """``child``: a followed child, whose main thread may run the program with no
+        launcher under it (spawned, or forked from a spawned process)."""
         super().__init__(store, THREAD_NAME)
         self.table = table
         self.main_name = main_name
@@ -59,6 +61,7 @@ class StackSampler(SamplingThread):
         # command line and launcher) is left out of every path.
         self._outermost: CodeType = launcher.run.__code__
         self._own = tuple(os.path.join(folder, "") for folder in own_dirs())
+        self._main_is_hotpaths = not child  # outside the launcher, the main thread is not
 
     def provides(self) -> dict[str, bool]:
         return {"cpu": self.interval_s > 0}
@@ -154,7 +157,9 @@ class StackSampler(SamplingThread):
             path.append((key, current.f_lineno or 0))
             outermost = code
             current = current.f_back
-        if current is None and (main or outermost.co_filename.startswith(self._own)):
+        if current is None and (
+            (main and self._main_is_hotpaths) or outermost.co_filename.startswith(self._own)
+        ):
             return []  # (a stack cut at MAX_DEPTH is the program's: it is kept)
         path.reverse()
         return path
