@@ -45,7 +45,7 @@ def test_lists_every_registered_tool_with_its_schema_and_annotations(service: in
     assert sorted(listed) == sorted(TOOL_NAMES)
     for tool in TOOLS:
         seen = listed[tool.name]
-        assert seen.description == tool.description
+        assert seen.description == tool.text
         assert seen.output_schema == tool.output
         assert seen.annotations.open_world_hint is False
         assert seen.annotations.read_only_hint is (tool.name != "trace_memory")

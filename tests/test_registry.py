@@ -12,9 +12,7 @@ from hotpath.views import registry
 
 
 def _arguments(tool: registry.Tool) -> dict[str, inspect.Parameter]:
-    """The agent's arguments: not the store, nor the baseline a window tool is handed."""
-    parameters = list(inspect.signature(tool.answer).parameters.items())[1:]
-    return {name: parameter for name, parameter in parameters if name != "baseline"}
+    return {parameter.name: parameter for parameter in tool.parameters()}
 
 
 def test_the_readme_lists_exactly_the_registered_tools() -> None:
@@ -36,7 +34,7 @@ def test_every_tool_takes_the_arguments_its_kind_promises() -> None:
             assert tool.name.startswith(name.removesuffix("_name")), tool.name
         # Every argument is described to the agent.
         for argument in arguments:
-            assert argument in tool.description, (tool.name, argument)
+            assert argument in tool.text, (tool.name, argument)
 
 
 def test_the_json_report_has_the_status_and_every_summary() -> None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from hotpath.store import Store
 from hotpath.store.channels import ChannelReading
 from hotpath.views import schema, units
-from hotpath.views.common import DEFAULT_LIMIT, JSON, listing, logs, named, newest, rate, spread
+from hotpath.views.common import (
+    DEFAULT_LIMIT,
+    JSON,
+    listing,
+    logs,
+    named,
+    newest,
+    rate,
+    spread,
+    with_children,
+)
 from hotpath.views.lookup import find
 from hotpath.views.schema import INT, NUM, STR, maybe, obj
 
@@ -65,6 +75,7 @@ CHANNEL_ROW = obj(
 def channels(store: Store, limit: int = DEFAULT_LIMIT) -> JSON:
     now = store.now_ns()
     rows = [_channel_row(channel, store, now) for channel in store.channels.read()]
+    rows = with_children(store, "channels", "channels", rows)
     rows.sort(key=lambda r: (r["sent_per_s"], r["sent"]), reverse=True)
     return listing(
         "channels",
@@ -76,7 +87,9 @@ def channels(store: Store, limit: int = DEFAULT_LIMIT) -> JSON:
     )
 
 
-CHANNELS = schema.listing("channels", CHANNEL_ROW, "total_channels", dropped_channels=INT)
+CHANNELS = schema.listing(
+    "channels", schema.per_process(CHANNEL_ROW), "total_channels", dropped_channels=INT
+)
 
 
 def channel_logs(store: Store, channel_name: str, limit: int = DEFAULT_LIMIT) -> JSON:

@@ -50,6 +50,15 @@ def listing(
     return {"sorted_by": sorted_by, total_key: total, "shown": len(shown), **extra, key: shown}
 
 
+def with_children(store: Store, tool: str, key: str, rows: list[JSON]) -> list[JSON]:
+    """This process's rows, then the followed children's (their rows of the same answer, as
+    their last batch had them): every row marked with its process once a child has some."""
+    theirs = store.processes.rows(tool, key)
+    if not theirs:
+        return rows
+    return [*({**row, "pid": store.info.pid} for row in rows), *theirs]
+
+
 def newest[T](entries: list[T], limit: int) -> list[T]:
     """The last ``limit`` of entries kept oldest first, newest first: how every log reads."""
     return entries[::-1][:limit]

@@ -76,7 +76,7 @@ FIGURES = {"interval_ms": NUM, "samples": INT, "cpu_ns": INT, "cpu": STR, "trunc
 
 
 def functions_cpu(store: Store, limit: int = DEFAULT_LIMIT) -> JSON:
-    reading = store.cpu.read()
+    reading = store.cpu_reading()
     if not reading.interval_s:
         return not_recorded("functions", CPU_OFF)
     rows = _function_rows(reading)
@@ -179,7 +179,7 @@ STACK_ROW = obj(stack=schema.array(STR), frames=INT, samples=INT, cpu_ns=INT, pe
 
 
 def cpu_stacks(store: Store, limit: int = DEFAULT_LIMIT, function_name: str | None = None) -> JSON:
-    reading = store.cpu.read()
+    reading = store.cpu_reading()
     if not reading.interval_s:
         return not_recorded("stacks", CPU_OFF)
     under = None

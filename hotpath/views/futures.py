@@ -7,7 +7,7 @@ from collections import Counter
 from hotpath.store import Store
 from hotpath.store.futures import FutureReading
 from hotpath.views import schema, units
-from hotpath.views.common import DEFAULT_LIMIT, JSON, listing, logs, named, spread
+from hotpath.views.common import DEFAULT_LIMIT, JSON, listing, logs, named, spread, with_children
 from hotpath.views.lookup import find
 from hotpath.views.schema import INT, NUM, STR, maybe, obj
 
@@ -56,13 +56,14 @@ FUTURE_ROW = obj(
 
 def futures(store: Store, limit: int = DEFAULT_LIMIT) -> JSON:
     rows = [_future_row(group, store) for group in store.futures.read()]
+    rows = with_children(store, "futures", "futures", rows)
     rows.sort(key=lambda r: (sum(r["states"][s] for s in UNFINISHED), r["calls"]), reverse=True)
     return listing(
         "futures", rows[:limit], len(rows), "unfinished tasks, then calls", "total_groups"
     )
 
 
-FUTURES = schema.listing("futures", FUTURE_ROW, "total_groups")
+FUTURES = schema.listing("futures", schema.per_process(FUTURE_ROW), "total_groups")
 
 
 def future_logs(store: Store, future_name: str, limit: int = DEFAULT_LIMIT) -> JSON:

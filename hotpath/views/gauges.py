@@ -5,7 +5,7 @@ from __future__ import annotations
 from hotpath.store import Store
 from hotpath.store.gauges import GaugeReading
 from hotpath.views import schema, units
-from hotpath.views.common import DEFAULT_LIMIT, JSON, logs, newest
+from hotpath.views.common import DEFAULT_LIMIT, JSON, logs, newest, with_children
 from hotpath.views.lookup import find
 from hotpath.views.schema import BOOL, INT, NUM, STR, maybe, obj
 
@@ -39,18 +39,24 @@ GAUGE_ROW = obj(
 
 
 def gauges(store: Store, limit: int = DEFAULT_LIMIT) -> JSON:
-    readings = store.gauges.read()
+    rows = [_gauge_row(r, store) for r in store.gauges.read()]
+    rows = with_children(store, "gauges", "gauges", rows)
     # The program's own gauges first: hotpath's built-in ones are context.
-    readings.sort(key=lambda r: (r.builtin, r.name))
+    rows.sort(key=lambda r: (r["builtin"], r["name"]))
     return {
         "sorted_by": "program gauges first, then by name",
-        "total_gauges": len(readings),
+        "total_gauges": len(rows),
         "dropped_gauges": store.gauges.dropped,
-        "gauges": [_gauge_row(r, store) for r in readings[:limit]],
+        "gauges": rows[:limit],
     }
 
 
-GAUGES = obj(sorted_by=STR, total_gauges=INT, dropped_gauges=INT, gauges=schema.array(GAUGE_ROW))
+GAUGES = obj(
+    sorted_by=STR,
+    total_gauges=INT,
+    dropped_gauges=INT,
+    gauges=schema.array(schema.per_process(GAUGE_ROW)),
+)
 
 
 def gauge_logs(store: Store, gauge_name: str, limit: int = DEFAULT_LIMIT) -> JSON:

@@ -16,6 +16,8 @@ and the answer function gets that first reading as ``baseline``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,10 +36,14 @@ from hotpath.views import (
     streams,
     threads,
 )
-from hotpath.views.common import JSON, check_limit
+from hotpath.views.common import JSON, BadArgument, check_limit
+from hotpath.views.lookup import NotFound
 from hotpath.views.schema import Schema
 
 Kind = Literal["status", "summary", "logs", "control", "window"]
+PROCESS = inspect.Parameter(
+    "process", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=int | None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +57,33 @@ class Tool:
     refresh: Callable[[Store], object] | None = None  # what an MCP call does first
     read_only: bool = True  # False: it changes what hotpath does (MCP readOnlyHint)
     window: Callable[[Store], object] | None = None  # the reading a window starts from
+    # Keys of its answer whose rows a followed child sends (its own answer's), for the view
+    # to list beside this process's (``common.with_children``).
+    from_children: tuple[str, ...] = ()
+
+    @property
+    def takes_process(self) -> bool:
+        """Every summary tool takes a ``process`` argument (``begin`` answers it)."""
+        return self.kind == "summary"
+
+    @property
+    def text(self) -> str:
+        """Its whole description, as clients see it."""
+        return f"{self.description} {PROCESS_DOC}" if self.takes_process else self.description
+
+    def parameters(self) -> list[inspect.Parameter]:
+        """The arguments an agent gives: the answer function's but the store and the
+        baseline a window tool is handed, and ``process`` on summary tools."""
+        signature = inspect.signature(self.answer, eval_str=True)
+        given = [p for p in list(signature.parameters.values())[1:] if p.name != "baseline"]
+        return [*given, PROCESS] if self.takes_process else given
 
 
 LIMIT_DOC = "limit: rows to return (default 10, at most 10000)."
+PROCESS_DOC = (
+    "process (optional): a pid from the processes tool, to answer for that process alone "
+    "instead of the whole program."
+)
 NAME_DOC = "takes an exact name, an unambiguous suffix, or the id from the summary tool"
 
 TOOLS: tuple[Tool, ...] = (
@@ -209,6 +239,7 @@ TOOLS: tuple[Tool, ...] = (
             f"received counts and rates, current and max size, send-to-receive delay. {LIMIT_DOC}"
         ),
         report_key="channels",
+        from_children=("channels",),
     ),
     Tool(
         "channel_logs",
@@ -231,6 +262,7 @@ TOOLS: tuple[Tool, ...] = (
             f"{LIMIT_DOC}"
         ),
         report_key="futures",
+        from_children=("futures",),
     ),
     Tool(
         "future_logs",
@@ -252,6 +284,7 @@ TOOLS: tuple[Tool, ...] = (
             f"second, state (active, exhausted, closed early). {LIMIT_DOC}"
         ),
         report_key="streams",
+        from_children=("streams",),
     ),
     Tool(
         "stream_logs",
@@ -271,6 +304,7 @@ TOOLS: tuple[Tool, ...] = (
             f"{LIMIT_DOC}"
         ),
         report_key="threads",
+        from_children=("threads", "ended_threads"),
     ),
     Tool(
         "processes",
@@ -297,6 +331,7 @@ TOOLS: tuple[Tool, ...] = (
             f"{LIMIT_DOC}"
         ),
         report_key="gauges",
+        from_children=("gauges",),
     ),
     Tool(
         "gauge_logs",
@@ -322,6 +357,10 @@ def begin(store: Store, name: str, arguments: dict[str, Any]) -> Pending:
     """Check the arguments and do what comes before the wait; ``BadArgument`` or
     ``NotFound`` when the tool cannot answer them."""
     tool = BY_NAME[name]
+    arguments = dict(arguments)
+    process = arguments.pop("process", None)
+    if process is not None:
+        store = _one_process(store, process)
     if "limit" in arguments:
         check_limit(arguments["limit"])
     if tool.refresh is not None:
@@ -336,12 +375,50 @@ def begin(store: Store, name: str, arguments: dict[str, Any]) -> Pending:
     )
 
 
+def _one_process(store: Store, pid: object) -> Store:
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise BadArgument(f"process must be a pid from the processes tool, got {pid!r}")
+    scoped = store.for_process(pid)
+    if scoped is None:
+        known = [store.info.pid, *(child.pid for child in store.processes.children())]
+        raise NotFound(
+            f"no process {pid} is known: the program is {store.info.pid}"
+            + (f", its followed children {', '.join(map(str, known[1:21]))}" if known[1:] else "")
+            + (" and more (see the processes tool)" if len(known) > 21 else "")
+        )
+    return scoped
+
+
 def call(store: Store, name: str, arguments: dict[str, Any]) -> JSON:
     """What the tool ``name`` answers, waiting in this thread if it measures a window."""
     pending = begin(store, name, arguments)
     if pending.wait_s:
         stdlib.sleep(pending.wait_s)
     return pending.finish()
+
+
+CHILD_ROWS = 100  # rows of each answer a child sends
+
+
+def child_rows(store: Store) -> dict[str, dict[str, list[JSON]]]:
+    """What a followed child sends of the tools that list its rows beside the parent's."""
+    sent = {}
+    for tool in TOOLS:
+        if tool.from_children:
+            answer = tool.answer(store, limit=CHILD_ROWS)
+            sent[tool.name] = {key: answer[key] for key in tool.from_children}
+    return sent
+
+
+@functools.cache
+def child_row_fields() -> dict[tuple[str, str], frozenset[str]]:
+    """(tool, key) -> the fields every row a child sends there must have: what the receiver
+    checks before the views list them."""
+    return {
+        (tool.name, key): frozenset(tool.output["properties"][key]["items"]["required"])
+        for tool in TOOLS
+        for key in tool.from_children
+    }
 
 
 def report(store: Store, limit: int) -> JSON:

@@ -137,9 +137,13 @@ class Section:
             return None
         rows = everything[:limit]
         counts = f"{len(rows)}/{self.total(section)}" if self.total else f"{len(rows)}"
-        title = f"{self.title} ({counts})" + (f" | {self.note(section)}" if self.note else "")
-        headers = [header for header, _ in self.columns]
-        return _table(title, headers, [[cell(row) for _, cell in self.columns] for row in rows])
+        note = self.note(section) if self.note else ""
+        title = f"{self.title} ({counts})" + (f" | {note}" if note else "")
+        columns = self.columns
+        if any("pid" in row for row in rows) and self.key != "processes":  # with_children
+            columns = (("PID", _field("pid")), *columns)
+        headers = [header for header, _ in columns]
+        return _table(title, headers, [[cell(row) for _, cell in columns] for row in rows])
 
 
 def _field(key: str) -> Cell:
@@ -290,6 +294,24 @@ SECTIONS = (
         rows=_by_cpu,
         note=lambda s: f"RSS {s['process']['rss']} (max {s['process']['rss_max']})",
         shown=lambda section: True,
+    ),
+    Section(
+        "processes",
+        "processes profiled",
+        lambda section: int(section["total_processes"]) + int(section["folded_processes"]),
+        (
+            ("PID", _field("pid")),
+            ("How", _field("how")),
+            ("Exit", lambda row: row["exit"] or row["state"]),
+            ("Calls", _count("calls")),
+            ("CPU", lambda row: "-" if row["cpu_s"] is None else f"{row['cpu_s']:.2f}s"),
+            ("RSS", lambda row: row["rss"] or "-"),
+            ("Command", lambda row: " ".join(row["argv"])),
+        ),
+        note=lambda s: (
+            f"{s['folded_processes']} ended ones folded" if s["folded_processes"] else ""
+        ),
+        shown=lambda section: len(section["processes"]) > 1,
     ),
     Section(
         "gauges",

@@ -35,6 +35,12 @@ def optional(schema: Schema, *names: str) -> Schema:
     return {**schema, "required": [name for name in schema["required"] if name not in names]}
 
 
+def per_process(row: Schema) -> Schema:
+    """A row that says which process it is of (``common.with_children``), when several sent
+    rows."""
+    return {**row, "properties": {**row["properties"], "pid": INT}}
+
+
 def array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from hotpath.store import Store
 from hotpath.store.streams import StreamReading
 from hotpath.views import schema, units
-from hotpath.views.common import DEFAULT_LIMIT, JSON, listing, logs, named, newest, rate, spread
+from hotpath.views.common import (
+    DEFAULT_LIMIT,
+    JSON,
+    listing,
+    logs,
+    named,
+    newest,
+    rate,
+    spread,
+    with_children,
+)
 from hotpath.views.lookup import find
 from hotpath.views.schema import INT, NUM, STR, maybe, obj
 
@@ -53,11 +63,12 @@ STREAM_ROW = obj(
 def streams(store: Store, limit: int = DEFAULT_LIMIT) -> JSON:
     now = store.now_ns()
     rows = [_stream_row(stream, store, now) for stream in store.streams.read()]
+    rows = with_children(store, "streams", "streams", rows)
     rows.sort(key=lambda r: (r["items_per_s"], r["items"]), reverse=True)
     return listing("streams", rows[:limit], len(rows), "items_per_s", "total_streams")
 
 
-STREAMS = schema.listing("streams", STREAM_ROW, "total_streams")
+STREAMS = schema.listing("streams", schema.per_process(STREAM_ROW), "total_streams")
 
 
 def stream_logs(store: Store, stream_name: str, limit: int = DEFAULT_LIMIT) -> JSON:

@@ -6,7 +6,7 @@ from hotpath.store import Store
 from hotpath.store.functions import Allocations
 from hotpath.store.threads import ThreadFigures
 from hotpath.views import schema, units
-from hotpath.views.common import DEFAULT_LIMIT, JSON
+from hotpath.views.common import DEFAULT_LIMIT, JSON, with_children
 from hotpath.views.schema import BOOL, INT, NUM, STR, maybe, obj
 
 
@@ -49,8 +49,12 @@ def threads(store: Store, limit: int = DEFAULT_LIMIT) -> JSON:
     counted = store.functions.thread_allocations()  # with --alloc: live, and recently ended
     live = {t.native_id: t.allocations for t in counted if t.alive}
     final = {t.native_id: t.allocations for t in counted if not t.alive}
-    alive = sorted(reading.alive, key=lambda f: (f.cpu_percent, f.cpu_s), reverse=True)
-    ended = sorted(reading.ended, key=lambda f: f.cpu_s, reverse=True)
+    alive = [_thread_row(f, live.get(f.native_id)) for f in reading.alive]
+    alive = with_children(store, "threads", "threads", alive)
+    alive.sort(key=lambda r: (r["cpu_percent"], r["cpu_total_s"]), reverse=True)
+    ended = [_thread_row(f, final.get(f.native_id, live.get(f.native_id))) for f in reading.ended]
+    ended = with_children(store, "threads", "ended_threads", ended)
+    ended.sort(key=lambda r: r["cpu_total_s"], reverse=True)
     return {
         "sorted_by": "cpu_percent",
         "sample_interval_ms": round(store.info.sample_interval_s * 1000),
@@ -67,10 +71,8 @@ def threads(store: Store, limit: int = DEFAULT_LIMIT) -> JSON:
             "open_fds": process.open_fds,
         },
         "total_threads": len(alive),
-        "threads": [_thread_row(f, live.get(f.native_id)) for f in alive[:limit]],
-        "ended_threads": [
-            _thread_row(f, final.get(f.native_id, live.get(f.native_id))) for f in ended[:limit]
-        ],
+        "threads": alive[:limit],
+        "ended_threads": ended[:limit],
     }
 
 
@@ -90,6 +92,6 @@ THREADS = obj(
         open_fds=INT,
     ),
     total_threads=INT,
-    threads=schema.array(THREAD_ROW),
-    ended_threads=schema.array(THREAD_ROW),
+    threads=schema.array(schema.per_process(THREAD_ROW)),
+    ended_threads=schema.array(schema.per_process(THREAD_ROW)),
 )

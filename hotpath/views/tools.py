@@ -31,6 +31,7 @@ ARGUMENT_HINTS = {
     "sort": "one of self, total, calls, avg, p99",
     "on": "true to start, false to stop",
     "seconds": "a number of seconds, more than 0 and at most 30",
+    "process": "a pid from the processes tool",
 }
 
 
@@ -41,7 +42,7 @@ def _name_sources() -> dict[tuple[str, str], str]:
     sources: dict[tuple[str, str], str] = {}
     for tool in registry.TOOLS:
         module = tool.answer.__module__
-        for argument in inspect.signature(tool.answer).parameters:
+        for argument in (parameter.name for parameter in tool.parameters()):
             if argument.endswith("_name"):
                 sources[tool.name, argument] = next(
                     t.name
@@ -124,7 +125,7 @@ def build_app(store: Store) -> Any:
         server.add_tool(
             _mcp_function(store, tool, ToolError),
             name=tool.name,
-            description=tool.description,
+            description=tool.text,
             annotations=ToolAnnotations(
                 read_only_hint=tool.read_only,
                 destructive_hint=False,
@@ -141,8 +142,7 @@ def _mcp_function(store: Store, tool: registry.Tool, error: type[Exception]) -> 
     """An async function with the tool's own arguments (the SDK builds the input schema from
     its signature) that answers through the registry."""
     signature = inspect.signature(tool.answer, eval_str=True)
-    # All but the store, and the baseline a window tool is handed (not the agent's to give).
-    arguments = [a for a in list(signature.parameters.values())[1:] if a.name != "baseline"]
+    arguments = tool.parameters()
 
     async def answer(**given: Any) -> dict[str, Any]:
         try:
