@@ -1,7 +1,7 @@
 """hotpath's benchmarks: its cost against bare python and its peers, side by side in one run.
 
     python benchmarks/run.py [--quick] [--rounds N]
-        [--only overhead,sampler,startup,mcp,memory,exit]
+        [--only overhead,sampler,startup,mcp,memory,exit,children]
 
 Every ratio is measured in one run, alternating the commands round by round after a warm-up
 round, against the bare run of the same round; the table shows the median ratio and its
@@ -229,6 +229,39 @@ def startup(rounds: int) -> dict[str, float]:
         "python_first_line_ms": delay["python"],
         "hotpath_first_line_ms": delay["hotpath"],
         "added_first_line_ms": delay["hotpath"] - delay["python"],
+    }
+
+
+def children(rounds: int, forks: int, items: int) -> dict[str, Any]:
+    """Following child processes (W6): a forked child's added start and exit, and a spawn
+    Pool(4)'s wall time, under python, hotpath, and hotpath --no-follow, alternating round by
+    round after a warm-up round; medians."""
+    script = str(WORKLOADS / "w6_processes.py")
+    commands = {
+        "python": [PY],
+        "hotpath": [*HOTPATH, "--no-mcp"],
+        "hotpath_no_follow": [*HOTPATH, "--no-mcp", "--no-follow"],
+    }
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+    for _ in range(rounds + 1):
+        for name, prefix in commands.items():
+            out = subprocess.run(
+                [*prefix, script, str(forks), str(items)],
+                check=True, env=env(), capture_output=True, text=True,
+            )  # fmt: skip
+            runs[name].append(json.loads(out.stdout))
+    figures = {
+        name: {key: statistics.median(run[key] for run in kept[1:]) for key in kept[0]}
+        for name, kept in runs.items()
+    }
+    bare = figures["python"]
+    return {
+        "forks": forks,
+        "pool_items": items,
+        **figures,
+        "added_fork_start_ms": figures["hotpath"]["fork_start_ms"] - bare["fork_start_ms"],
+        "added_fork_exit_ms": figures["hotpath"]["fork_exit_ms"] - bare["fork_exit_ms"],
+        "spawn_pool_ratio": figures["hotpath"]["spawn_pool_s"] / bare["spawn_pool_s"],
     }
 
 
@@ -568,7 +601,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, help="measured rounds per command (default 5; quick 3)"
     )
-    parser.add_argument("--only", default="overhead,sampler,startup,mcp,memory,exit")
+    parser.add_argument("--only", default="overhead,sampler,startup,mcp,memory,exit,children")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 5)
@@ -592,6 +625,7 @@ def main() -> None:
         },
         "memory": lambda: memory(20_000 if args.quick else 100_000, 15 if args.quick else 600),
         "exit": lambda: exit_delay(100_000 if args.quick else 1_000_000, 1 if args.quick else 3),
+        "children": lambda: children(rounds, 20 if args.quick else 100, 40 if args.quick else 400),
     }
     if "overhead" in wanted:
         wanted.add("per_call")
@@ -611,7 +645,7 @@ def main() -> None:
         print("\nAdded cost per call on w1_calls (ns):")
         for name, ns in results["per_call"].items():
             print(f"  {name}: {ns:.0f}")
-    for name in ("sampler", "startup", "mcp", "memory", "exit"):
+    for name in ("sampler", "startup", "mcp", "memory", "exit", "children"):
         if name in results:
             print(f"\n{name}: {json.dumps(results[name], indent=1)}")
 
