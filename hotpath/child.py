@@ -1,11 +1,14 @@
-"""The child's end of following child processes (issue 17, in progress on this branch): it
-reports the child's figures to the parent's receiver (collectors/children.py).
+"""The child's end of following child processes: it reports the child's figures to the
+parent's receiver (collectors/children.py). The reporter is a view of the child's store (it
+reads snapshots, and lists rows as the child's views make them); the receiver is the
+parent's collector.
 
-It sends the figures *so far* every 500 ms, at exit, and, in a pool worker, before each
-result goes back (``flush``: the pool's ``worker`` and the executor's ``_process_worker`` are
-wrapped so that their results queue flushes first), so that when a ``map`` returns in the
-parent every worker's calls are already there, even if the pool then terminates its
-workers. A child that cannot reach the parent stays unprofiled, silently.
+It sends the functions' figures *so far* (those that changed) every 500 ms, at exit, and,
+in a pool worker, before each result goes back (``flush``: the pool's ``worker`` and the
+executor's ``_process_worker`` are wrapped so that their results queue flushes first), so
+that when a ``map`` returns in the parent every worker's calls are already there, even if
+the pool then terminates its workers; the rest of its figures every 2 s and at exit. A child
+that cannot reach the parent stays unprofiled, silently.
 """
 
 from __future__ import annotations
@@ -263,19 +266,25 @@ def _follow(address: str, given: dict[str, Any], how: str) -> None:
 def _refollow() -> None:
     """A followed child forked (a forkserver's workers): the fork is followed afresh, with
     nothing of its parent's figures, reporter connection or collectors."""
-    global _reporter
     following = _following
     if following is None:
         return
     for collector in following.collectors:
         collector.forget_in_child()
-    if _reporter is not None:
-        _reporter.abandon()
-        _reporter = None
+    abandon_inherited()
     try:
         _follow(following.address, following.given, "fork")
     except Exception:
         return
+
+
+def abandon_inherited() -> None:
+    """In a fork of a followed child: drop the connection inherited from it, unused (it
+    is that child's)."""
+    global _reporter
+    if _reporter is not None:
+        _reporter.abandon()
+        _reporter = None
 
 
 def run_followed(address: str, text: str, program: Any) -> None:

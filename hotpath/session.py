@@ -154,6 +154,7 @@ class Session:
             if config.follow
             else None
         )
+        self._address = self.receiver.address if self.receiver is not None else None
         self.collectors = self._collectors(store)
         for collector in self.collectors:
             info.collectors.update(collector.provides())
@@ -266,9 +267,10 @@ class Session:
             self._fork_filter = None
 
     def _forget_in_child(self) -> None:
-        """A forked child is not profiled: the parent reports, and serves. hotpath's threads
-        are gone in the child, and any lock one of them held at the fork stays held there:
-        recording on would deadlock the child's first timed call (seen with Python 3.13)."""
+        """A forked child keeps nothing of the parent's profiling: the parent reports, and
+        serves. hotpath's threads are gone in the child, and any lock one of them held at the
+        fork stays held there: recording on would deadlock the child's first timed call (seen
+        with Python 3.13). Followed, it starts afresh (``_follow_in_child``)."""
         self._drop_fork_filter()
         self._finished.acquire(blocking=False)
         if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
@@ -281,15 +283,15 @@ class Session:
             # next `hotpath run` on that port finds it in use.
             self.server.close_in_child()
             self.server = None
-        if self.receiver is not None:
-            self._follow_in_child()
+        if self._address is not None:
+            self._follow_in_child(self._address)
 
-    def _follow_in_child(self) -> None:
+    def _follow_in_child(self, address: str) -> None:
         """A forked child reports to the parent: fresh tables and collectors (nothing of the
         parent's: its figures are the parent's, and a lock a thread of hotpath's held at the
-        fork stays held here), and a reporter. Unreachable parent: it stays unprofiled."""
-        assert self.receiver is not None
-        address = self.receiver.address
+        fork stays held here), and a reporter. Unreachable parent: it stays unprofiled. A fork
+        of a followed child is followed the same way, with nothing of that child's."""
+        child.abandon_inherited()
         info = replace(self.store.info, pid=os.getpid(), collectors={})
         store = new_store(info, self.config)
         reporter = ChildReporter(address, store, "fork")
@@ -305,9 +307,11 @@ class Session:
         except NoToolIdError:
             return
         reporter.start()
-        atexit.register(self._finish_child, reporter)
+        atexit.register(self._finish_child, reporter, os.getpid())
 
-    def _finish_child(self, reporter: ChildReporter) -> None:
+    def _finish_child(self, reporter: ChildReporter, pid: int) -> None:
+        if os.getpid() != pid:
+            return  # a fork of this child inherited the handler: its own one ends it
         for collector in self.collectors:
             collector.finish()
         reporter.finish("exited")

@@ -359,3 +359,32 @@ def test_a_child_that_cannot_reach_the_parent_runs_as_under_python_silently() ->
             plain.stdout, plain.stderr, plain.returncode,
         )  # fmt: skip
     assert (plain.stdout, plain.returncode) == ("2450 True\n", 3)  # the oracle: python
+
+
+def test_a_fork_of_a_forked_child_is_followed_apart_from_it(tmp_path: Path) -> None:
+    script = tmp_path / "forks.py"
+    script.write_text(
+        "import os\n"
+        "def work():\n"
+        "    return sum(range(100))\n"
+        "if os.fork() == 0:\n"
+        "    for _ in range(5):\n"
+        "        work()\n"
+        "    if os.fork() == 0:\n"
+        "        for _ in range(7):\n"
+        "            work()\n"
+        "        raise SystemExit(0)\n"
+        "    os.wait()\n"
+        "    raise SystemExit(0)\n"
+        "os.wait()\n"
+        "work()\n"
+    )
+    report = profile(str(script), tmp=tmp_path, cwd=tmp_path)
+    timed = {row["name"]: row for row in report["functions_timing"]["functions"]}
+    assert timed["forks.work"]["calls"] == 13  # 1 here, 5 in the child, 7 in its child
+    program, *children = report["processes"]["processes"]
+    (child,) = [c for c in children if c["parent_pid"] == program["pid"]]
+    (grandchild,) = [c for c in children if c["parent_pid"] == child["pid"]]
+    # Calls started there: the module's body was running already when they forked.
+    assert (child["calls"], grandchild["calls"]) == (5, 7)
+    assert child["exit"] == grandchild["exit"] == "exited"

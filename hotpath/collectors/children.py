@@ -1,10 +1,11 @@
-"""The parent's end of following child processes (issue 17, in progress on this branch): a
-loopback socket the program's children report to, read by a thread of hotpath's own.
+"""The parent's end of following child processes: a loopback socket the program's children
+report to, read by a thread of hotpath's own.
 
 Each connection is one child: newline-delimited JSON, first ``{"hello": TOKEN, "pid",
 "parent_pid", "argv", "how"}`` (a wrong token closes it), then ``{"batch": [functions...]}``
-with its figures so far, every 500 ms and before each result a pool worker hands back, and
-a last batch with ``"exit"``. What a connection may hold is bounded: 64 children at once
+with the figures so far of the functions that changed, every 500 ms and before each result a
+pool worker hands back; every 2 s a batch also carries ``rows``, ``cpu`` and ``process``, and
+the last one ``"exit"``. What a connection may hold is bounded: 64 children at once
 (more wait in the backlog), 4 MiB per line (a longer one closes that connection and is
 noted as a problem).
 """

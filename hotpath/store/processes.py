@@ -1,8 +1,8 @@
-"""Child processes (issue 17, in progress on this branch): what each one said of itself and
-its latest figures, merged with the parent's by function name.
+"""Child processes: what each one said of itself and its latest figures, merged with the
+parent's by function name.
 
-A child sends its figures *so far* in every batch (cumulative), so the table keeps only the
-latest batch per child: a lost batch costs latency, never a double count. Bounded: the last
+A child sends each function's figures *so far* (cumulative), so the table keeps only the
+latest per child and function: a lost batch costs latency, never a double count. Bounded: the last
 ``MAX_ENDED`` ended children are kept whole; older ones are folded into one entry whose
 figures are their sums, as ended threads are.
 """
