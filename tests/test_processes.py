@@ -204,6 +204,7 @@ def test_a_child_killed_mid_run_leaves_the_parents_run_intact(tmp_path: Path) ->
         "        work()\n"
         "    time.sleep(1.2)  # a batch goes out meanwhile\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "time.sleep(2)  # not reaped at once: the kernel keeps its status meanwhile\n"
         "_, status = os.waitpid(pid, 0)\n"
         "work()\n"
         "print('child', os.waitstatus_to_exitcode(status))\n"
@@ -211,6 +212,8 @@ def test_a_child_killed_mid_run_leaves_the_parents_run_intact(tmp_path: Path) ->
     report = profile(str(script), tmp=tmp_path, cwd=tmp_path)
     functions = {row["name"]: row for row in report["functions_timing"]["functions"]}
     assert functions["killed.work"]["calls"] == 51  # the child's 50 from its last batch, and 1
+    (child,) = report["processes"]["processes"][1:]
+    assert child["exit"] == "signal 9"  # read from /proc while it was not reaped yet
 
 
 def test_spawn_and_forkserver_workers_calls_add_up_exactly(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ noted as a problem).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
@@ -33,6 +34,7 @@ MAX_CHILDREN = 64
 MAX_LINE = 4 * 2**20
 BACKLOG = 16
 DRAIN_S = 1.0  # at exit, reading what children sent takes at most this long
+EXIT_LOOKS = 5  # a lost child's exit status is looked for this many times, 0.2 s apart
 
 
 class _Connection:
@@ -57,40 +59,45 @@ class ChildReceiver(SamplingThread):
         self._selector = selectors.DefaultSelector()
         host, port = self._listener.getsockname()[:2]
         self.address = f"{host}:{port}:{self.token}"  # what a child needs to report here
+        self._lost: dict[int, int] = {}  # children gone without a last batch: looks left
+        # Written to at exit, so that the thread's select returns at once: waiting out its
+        # timeout cost 200 ms of every run's exit (measured).
+        self._wake, self._waker = socket.socketpair()
 
     def provides(self) -> dict[str, bool]:
         return {"processes": True}
 
     def install(self) -> None:
-        flush_before_results()
-        from hotpath.child import load_views, report_exit_codes
+        from hotpath.child import load_views
+        from hotpath.follow import follow_children
 
-        report_exit_codes()
+        follow_children(self.address, self.settings)
         os.register_at_fork(before=load_views)
-        if self.settings is not None:
-            from hotpath.child import rewrite_subprocesses
-
-            spawn_through(self.address, self.settings)
-            rewrite_subprocesses(self.address, self.settings)
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake, selectors.EVENT_READ, "wake")
         self._start_thread()
 
     def finish(self) -> str | None:
         """Stop, then read what the children sent and the thread had not read yet: a pool
         worker's figures are sent before its result, but the thread may lag behind the
         program, and the report must have them. At most DRAIN_S of it."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._waker.send(b"x")
         super().finish()
         deadline = stdlib.monotonic() + DRAIN_S
         try:
             while stdlib.monotonic() < deadline:
-                ready = [k for k, _ in self._selector.select(timeout=0) if k.data is not None]
+                events = self._selector.select(timeout=0)
+                ready = [key for key, _ in events if isinstance(key.data, _Connection)]
                 if not ready:
                     break
                 for key in ready:
                     self._read(key.data)
         except (OSError, ValueError):
             pass
+        self._look_for_exits()
         self._close_all()
         return None
 
@@ -102,6 +109,9 @@ class ChildReceiver(SamplingThread):
         for key in list(self._selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
         self._selector.close()
+        self._listener.close()  # (not registered in a run that never started)
+        self._wake.close()
+        self._waker.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -112,8 +122,21 @@ class ChildReceiver(SamplingThread):
             for key, _ in events:
                 if key.data is None:
                     self._accept()
-                else:
+                elif isinstance(key.data, _Connection):
                     self._read(key.data)
+            self._look_for_exits()
+
+    def _look_for_exits(self) -> None:
+        """A child killed by a signal (or ended by ``os._exit``) sends no last batch; until
+        the program reaps it, the kernel keeps its exit status, which Linux shows in
+        /proc/PID/stat. Looked for a few times, then left as "connection closed"."""
+        for pid in list(self._lost):
+            exit = exit_status(pid)
+            self._lost[pid] -= 1
+            if exit is not None:
+                self.store.processes.ended_as(pid, exit)
+            if exit is not None or not self._lost[pid]:
+                del self._lost[pid]
 
     def _accept(self) -> None:
         try:
@@ -186,6 +209,23 @@ class ChildReceiver(SamplingThread):
         connection.sock.close()
         if connection.pid is not None:
             self.store.processes.lost(connection.pid, why)
+            if len(self._lost) < MAX_CHILDREN:
+                self._lost[connection.pid] = EXIT_LOOKS
+
+
+def exit_status(pid: int) -> str | None:
+    """ "code N" or "signal N" for a child that has ended and not been reaped yet (a zombie),
+    as Linux's /proc/PID/stat says (its 52nd field: the status waitpid would return); None
+    while it runs, once it is reaped, or where there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    if fields[0] != b"Z" or len(fields) < 50:
+        return None
+    status = int(fields[49])  # field 52; fields[0] is field 3, the state
+    return f"signal {status & 0x7F}" if status & 0x7F else f"code {status >> 8 & 0xFF}"
 
 
 def _extras(message: dict[str, Any]) -> Extras:
@@ -211,61 +251,3 @@ def _extras(message: dict[str, Any]) -> Extras:
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in figures.values()):
         raise TypeError("process figures are numbers")
     return Extras(rows, cpu_from_wire(message["cpu"]), ProcessFigures(**figures))
-
-
-def flush_before_results() -> None:
-    """Pool workers made from now on send their figures before each result: the wrappers
-    take the place of the functions the pools look up when they start a worker."""
-    import concurrent.futures.process as executor
-    import multiprocessing.pool as pool
-
-    from hotpath.child import FlushingQueue
-
-    worker: Any = getattr(pool, "worker")  # noqa: B009 - not in typeshed
-    process_worker: Any = executor._process_worker
-    if getattr(worker, "hotpath", False):
-        return  # once per process (a fork inherits it)
-
-    def pool_worker(inqueue: Any, outqueue: Any, *args: Any, **kwargs: Any) -> Any:
-        return worker(inqueue, FlushingQueue(outqueue), *args, **kwargs)
-
-    def executor_worker(call_queue: Any, result_queue: Any, *args: Any, **kwargs: Any) -> Any:
-        return process_worker(call_queue, FlushingQueue(result_queue), *args, **kwargs)
-
-    # Named as what they replace: spawn pickles a worker's target by module and name.
-    for wrapper, replaced in ((pool_worker, worker), (executor_worker, process_worker)):
-        wrapper.__module__, wrapper.__qualname__ = replaced.__module__, replaced.__qualname__
-        wrapper.__name__ = replaced.__name__
-    pool_worker.hotpath = True  # type: ignore[attr-defined]
-    setattr(pool, "worker", pool_worker)  # noqa: B010
-    setattr(executor, "_process_worker", executor_worker)  # noqa: B010
-
-
-def spawn_through(address: str, settings: str) -> None:
-    """Children that multiprocessing spawns (spawn, and the forkserver's server) start by
-    profiling themselves: their ``-c`` command gets a first line that does it. Both go
-    through ``multiprocessing.util.spawnv_passfds``, looked up when they start a process;
-    nothing in the environment changes."""
-    import multiprocessing.util as util
-
-    spawn: Any = util.spawnv_passfds
-    if getattr(spawn, "hotpath", False):
-        return  # once per process (a fork inherits it)
-
-    def spawnv_passfds(path: Any, args: Any, passfds: Any) -> Any:
-        args = list(args)
-        at = args.index("-c") + 1 if "-c" in args[:-1] else 0
-        # The program's processes, not multiprocessing's resource tracker (it has no code
-        # of the program's, and lives until the parent has ended).
-        command = args[at] if at else ""
-        how = "forkserver" if "multiprocessing.forkserver" in command else "spawn"
-        if "spawn_main" in command or how == "forkserver":
-            first = (
-                f"__import__('hotpath.child').child.follow_spawned("
-                f"{address!r}, {settings!r}, {how!r})\n"
-            )
-            args[at] = first + args[at]
-        return spawn(path, args, passfds)
-
-    spawnv_passfds.hotpath = True  # type: ignore[attr-defined]
-    setattr(util, "spawnv_passfds", spawnv_passfds)  # noqa: B010

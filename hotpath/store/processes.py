@@ -162,6 +162,13 @@ class ProcessTable:
             if child is not None:
                 self._end(child, why)
 
+    def ended_as(self, pid: int, exit: str) -> None:
+        """How a child that ended without saying it did ended, found out afterwards."""
+        with self._lock:
+            for child in self._ended:
+                if child.pid == pid:
+                    child.exit = exit
+
     def _end(self, child: ChildProcess, exit: str) -> None:
         child.exit = exit
         child.ended_ns = stdlib.perf_counter_ns()
