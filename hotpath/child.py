@@ -150,20 +150,6 @@ def flush() -> None:
         reporter.send()
 
 
-class FlushingQueue:
-    """A pool worker's results queue whose ``put`` sends the worker's figures first."""
-
-    def __init__(self, queue: Any) -> None:
-        self._queue = queue
-
-    def put(self, item: Any) -> None:
-        flush()
-        self._queue.put(item)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._queue, name)
-
-
 def settings(config: Any, root: str, root_chosen: str, name: str, sample: bool) -> str:
     """What a spawned child needs to profile itself as the parent does, as JSON."""
     fields = {
@@ -211,7 +197,6 @@ def _follow(address: str, given: dict[str, Any], how: str) -> None:
     import atexit
     from types import SimpleNamespace
 
-    from hotpath.collectors.children import flush_before_results, spawn_through
     from hotpath.config import Config
     from hotpath.filters import FunctionFilter
     from hotpath.session import build_collectors
@@ -239,10 +224,9 @@ def _follow(address: str, given: dict[str, Any], how: str) -> None:
     if not reporter.connect():
         return
     collectors = build_collectors(config, function_filter, where, store, given["sample"], True)
-    flush_before_results()
-    report_exit_codes()
-    spawn_through(address, json.dumps(given))  # its own children report to the same parent
-    rewrite_subprocesses(address, json.dumps(given))
+    from hotpath.follow import follow_children
+
+    follow_children(address, json.dumps(given))  # its own children report to the same parent
     for collector in collectors:
         collector.install()
     for collector in collectors:
@@ -307,7 +291,7 @@ def run_followed(address: str, text: str, program: Any) -> None:
         raise
     except KeyboardInterrupt as error:
         Session._print_exception(error)
-        _flush_exit(f"signal {signal.SIGINT.value}")
+        last_batch(f"signal {signal.SIGINT.value}")
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # dies by it, as python does
         os.kill(os.getpid(), signal.SIGINT)
     except BaseException as error:
@@ -316,63 +300,8 @@ def run_followed(address: str, text: str, program: Any) -> None:
         raise SystemExit(1) from None
 
 
-def rewrite_subprocesses(address: str, text: str) -> None:
-    """Python subprocesses of this interpreter (``[sys.executable, script | -m module, ...]``
-    without a shell) run as ``sys.executable -m hotpath child ADDRESS SETTINGS ...``: the
-    child runs the program as python would, followed. Any other command is left as it is."""
-    import inspect
-    import subprocess
-
-    execute: Any = subprocess.Popen._execute_child  # type: ignore[attr-defined]
-    if getattr(execute, "hotpath", False):
-        return  # once per process (a fork inherits it)
-    parameters = inspect.signature(execute)
-    ours = os.path.realpath(sys.executable)
-
-    def _execute_child(self: Any, *args: Any, **kwargs: Any) -> Any:
-        bound = parameters.bind(self, *args, **kwargs)
-        command = bound.arguments.get("args")
-        if (
-            not bound.arguments.get("shell")
-            and bound.arguments.get("executable") is None
-            and isinstance(command, list | tuple)
-            and len(command) >= 2
-            and isinstance(command[0], str)
-            and os.path.realpath(command[0]) == ours
-            and isinstance(command[1], str)
-            and (command[1] == "-m" or not command[1].startswith("-"))
-        ):
-            bound.arguments["args"] = [
-                command[0], "-m", "hotpath", "child", address, text, *command[1:]
-            ]  # fmt: skip
-        return execute(*bound.args, **bound.kwargs)
-
-    _execute_child.hotpath = True  # type: ignore[attr-defined]
-    setattr(subprocess.Popen, "_execute_child", _execute_child)  # noqa: B010
-
-
-def _flush_exit(exit: str) -> None:
+def last_batch(exit: str) -> None:
     """Send the last batch now, saying how this child ends (it is about to, without atexit)."""
     reporter = _reporter
     if reporter is not None:
         reporter.finish(exit)
-
-
-def report_exit_codes() -> None:
-    """A multiprocessing child returns its exit code from ``Process._bootstrap`` and then ends
-    with ``os._exit``, after its finalizers: the wrapper sends it with the last batch. Patched
-    on the class, in the parent (its forks inherit it) and in a spawned child before its
-    process object is unpickled."""
-    import multiprocessing.process as process
-
-    bootstrap: Any = process.BaseProcess._bootstrap  # type: ignore[attr-defined]
-    if getattr(bootstrap, "hotpath", False):
-        return
-
-    def _bootstrap(self: Any, *args: Any, **kwargs: Any) -> Any:
-        code = bootstrap(self, *args, **kwargs)
-        _flush_exit(f"code {code}")
-        return code
-
-    _bootstrap.hotpath = True  # type: ignore[attr-defined]
-    process.BaseProcess._bootstrap = _bootstrap  # type: ignore[attr-defined]
