@@ -73,6 +73,12 @@ def test_functions_timing_reports_live_call_counts(service: int) -> None:
     assert main["total_ns"] >= functions["service.serve"]["total_ns"]
     # The same JSON is in the text content, for clients that read only text.
     assert json.loads(result.content[0].text) == result.structured_content
+    # It has no child: the program's pid gives the same rows, another pid a tool error.
+    pid = call(service, "profiler_status").structured_content["pid"]
+    alone = call(service, "functions_timing", limit=20, process=pid)
+    assert {row["name"] for row in alone.structured_content["functions"]} == set(functions)
+    unknown = call(service, "functions_timing", process=1)
+    assert unknown.is_error and "no process 1 is known" in unknown.content[0].text
 
 
 def test_limit_keeps_the_top_rows_in_the_order_asked_for(service: int) -> None:

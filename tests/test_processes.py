@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import hotpath, profile, python
+from support import RECORDER, hotpath, profile, python
 
 from hotpath.child import FUNCTIONS_PER_MESSAGE, ChildReporter
 from hotpath.collectors.children import ChildReceiver
@@ -391,3 +391,13 @@ def test_a_fork_of_a_forked_child_is_followed_apart_from_it(tmp_path: Path) -> N
     # Calls started there: the module's body was running already when they forked.
     assert (child["calls"], grandchild["calls"]) == (5, 7)
     assert child["exit"] == grandchild["exit"] == "exited"
+
+
+@pytest.mark.skipif(RECORDER != "c", reason="allocation counts need the C recorder")
+def test_allocations_of_every_process_are_summed_by_function(tmp_path: Path) -> None:
+    report = profile("fork_pool.py", options=("--alloc",), tmp=tmp_path)
+    counted = {row["name"]: row for row in report["functions_alloc"]["functions"]}
+    task = counted["fork_pool.task"]
+    assert task["calls"] == 400 and task["allocations"] > 0  # all made in the workers
+    assert sum(part["calls"] for part in task["processes"]) == 400
+    assert report["status"]["pid"] not in {part["pid"] for part in task["processes"]}

@@ -42,6 +42,7 @@ ALLOC_OFF = (
 )
 
 IDENTITY = {"id": INT, "name": STR, "location": STR, "kind": STR}
+BREAKDOWN = schema.array(obj(pid=INT, calls=INT))  # rows several processes ran (_add_breakdown)
 
 
 def _identity(info: FunctionInfo) -> JSON:
@@ -103,7 +104,7 @@ FUNCTION_ROW = schema.optional(
         self=STR,
         active=maybe(STR),
         avg=maybe(STR),
-        processes=schema.array(obj(pid=INT, calls=INT)),
+        processes=BREAKDOWN,
     ),
     "processes",
 )
@@ -268,20 +269,24 @@ def _alloc_row(
     }
 
 
-ALLOC_ROW = obj(
-    **IDENTITY,
-    calls=INT,
-    completed=INT,
-    allocations=INT,
-    allocated_bytes=INT,
-    self_allocations=INT,
-    self_allocated_bytes=INT,
-    avg_allocations=maybe(INT),
-    avg_allocated_bytes=maybe(INT),
-    percentiles_allocated_bytes=schema.PERCENTILES,
-    percent_self_allocated=NUM,
-    allocated=STR,
-    self_allocated=STR,
+ALLOC_ROW = schema.optional(
+    obj(
+        **IDENTITY,
+        calls=INT,
+        completed=INT,
+        allocations=INT,
+        allocated_bytes=INT,
+        self_allocations=INT,
+        self_allocated_bytes=INT,
+        avg_allocations=maybe(INT),
+        avg_allocated_bytes=maybe(INT),
+        percentiles_allocated_bytes=schema.PERCENTILES,
+        percent_self_allocated=NUM,
+        allocated=STR,
+        self_allocated=STR,
+        processes=BREAKDOWN,
+    ),
+    "processes",
 )
 
 
@@ -295,6 +300,7 @@ def functions_alloc(store: Store, limit: int = DEFAULT_LIMIT) -> JSON:
     own = store.own_native_ids  # hotpath's threads count too (in `threads`), not here
     threads = [t for t in store.functions.thread_allocations() if t.native_id not in own]
     rows = [_alloc_row(s, a, store, in_functions) for s, a in counted[:limit]]
+    _add_breakdown(rows, store)
     return {
         "recorded": True,
         **listing(
