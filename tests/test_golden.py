@@ -65,6 +65,19 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("cpu_snapshot", {"seconds": 0}),
     ("cpu_snapshot", {"seconds": 0.01, "limit": 2}),
     ("processes", {}),
+    # Marks and windows: "midway" is marked while the scenario's tasks run.
+    ("mark", {"label": "end"}),
+    ("mark", {"label": "start"}),
+    ("diff", {"since": "midway"}),
+    ("diff", {"since": "start", "until": "midway"}),
+    ("diff", {"since": "end", "until": "midway"}),
+    ("functions_timing", {"since": "midway"}),
+    ("channels", {"since": "midway"}),
+    ("futures", {"since": "midway"}),
+    ("streams", {"since": "midway"}),
+    ("functions_cpu", {"since": "midway"}),
+    ("functions_timing", {"since": "nope"}),
+    ("functions_timing", {"since": "midway", "process": 1}),
 ]
 
 
@@ -90,6 +103,7 @@ def answers() -> Iterator[dict[str, Any]]:
             during["futures"] = call(store, "futures", {})
             during["future_logs"] = call(store, "future_logs", {"future_name": "_stuck"})
             during["channels"] = call(store, "channels", {})
+            store.mark("midway")
 
         store = build(clock, live)
         store.ended_ns = clock.now

@@ -48,7 +48,7 @@ def test_lists_every_registered_tool_with_its_schema_and_annotations(service: in
         assert seen.description == tool.text
         assert seen.output_schema == tool.output
         assert seen.annotations.open_world_hint is False
-        assert seen.annotations.read_only_hint is (tool.name != "trace_memory")
+        assert seen.annotations.read_only_hint is tool.read_only
     # Arguments come from the view functions' signatures, defaults included.
     timing = listed["functions_timing"].input_schema["properties"]
     assert timing["limit"]["default"] == 10 and "sort" in timing
@@ -153,6 +153,8 @@ def test_every_tool_answers(service: int) -> None:
     for name in TOOL_NAMES:
         # Not on: tracing would slow the service down for the tests after this one.
         arguments: dict[str, Any] = {"on": False} if name == "trace_memory" else {}
+        if name in ("mark", "diff"):  # the mark comes first in the list, the diff after it
+            arguments = {"label": "a-mark"} if name == "mark" else {"since": "a-mark"}
         if name.endswith("_logs"):
             key = name.split("_")[0] + "_name"
             arguments[key] = known.get(key, "process_request")

@@ -27,6 +27,16 @@ from hotpath.store.cpu import CpuReading, CpuTable, merged
 from hotpath.store.functions import FunctionSort, FunctionStats, FunctionTable
 from hotpath.store.futures import FutureTable
 from hotpath.store.gauges import GaugeTable
+from hotpath.store.marks import (
+    Mark,
+    Marks,
+    WindowTable,
+    channel_since,
+    function_key,
+    function_since,
+    future_since,
+    stream_since,
+)
 from hotpath.store.memory import MemoryTable
 from hotpath.store.processes import ProcessTable
 from hotpath.store.streams import StreamTable
@@ -67,6 +77,8 @@ class Store:
         self.streams = StreamTable(log_limit)
         self.cpu = CpuTable(info.cpu_interval_s)
         self.processes = ProcessTable()
+        self.marks = Marks()
+        self.window: Mark | None = None  # set on a store read as a window (``since``)
         # hotpath's own threads, marked in thread lists and left out of everything else.
         self.own_idents: set[int] = set()
         self.own_native_ids: set[int] = set()
@@ -77,12 +89,53 @@ class Store:
         self.ended_ns: int | None = None  # set when the program ends; wall time stops there
 
     def function_stats(self, now_ns: int) -> list[FunctionStats]:
-        """Every timed function, the child processes' figures summed in by name."""
-        return self.processes.merged(self.functions.snapshot(now_ns))
+        """Every timed function, the child processes' figures summed in by name (in a
+        window, what they did since its mark)."""
+        stats = self.processes.merged(self.functions.snapshot(now_ns))
+        if self.window is None:
+            return stats
+        before = self.window.functions
+        return [function_since(s, before.get(function_key(s))) for s in stats]
 
     def cpu_reading(self) -> CpuReading:
-        """Every CPU sample of the run, the child processes' added in."""
+        """Every CPU sample of the run, the child processes' added in (in a window, this
+        process's since its mark: merged trees are not numbered alike from one reading to
+        the next)."""
+        if self.window is not None:
+            return self.cpu.read().since(self.window.cpu)
         return merged(self.cpu.read(), self.processes.cpu_readings())
+
+    def mark(self, label: str) -> Mark:
+        """Copy every table's totals now, as ``label`` (see store/marks.py)."""
+        now = self.now_ns()
+        functions = {}
+        for stats in self.function_stats(now):
+            totals = stats.totals.copy()
+            totals.batches = []  # totals, not logs
+            functions[function_key(stats)] = replace(stats, totals=totals)
+        mark = Mark(
+            label,
+            now,
+            functions,
+            {reading.id: reading for reading in self.channels.read()},
+            {reading.id: reading for reading in self.futures.read()},
+            {reading.id: reading for reading in self.streams.read()},
+            self.cpu.read(),
+        )
+        self.marks.add(mark)
+        return mark
+
+    def since(self, mark: Mark) -> Store:
+        """This store read as the window from ``mark`` to now: wall time, functions,
+        channels, futures, streams and CPU samples since it; the rest as it is now."""
+        scoped = copy.copy(self)
+        scoped.window = mark
+        scoped.started_ns = mark.at_ns
+        scoped.started_epoch_ns = self.epoch_ns(mark.at_ns)
+        scoped.channels = WindowTable(self.channels, mark.channels, channel_since, mark.at_ns)  # type: ignore[assignment]
+        scoped.futures = WindowTable(self.futures, mark.futures, future_since, mark.at_ns)  # type: ignore[assignment]
+        scoped.streams = WindowTable(self.streams, mark.streams, stream_since, mark.at_ns)  # type: ignore[assignment]
+        return scoped
 
     def for_process(self, pid: int) -> Store | None:
         """A store of one process's figures alone (None: no such process): this one without

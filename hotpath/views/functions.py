@@ -174,6 +174,8 @@ def _add_breakdown(rows: list[JSON], store: Store) -> None:
 
 def _nothing_timed(store: Store) -> str:
     """Why no function was timed, and the --include that would have helped."""
+    if store.window is not None:
+        return f"no profiled function was called since the mark {store.window.label!r}"
     filters = store.info.filters
     if filters["include"]:
         why = f"no function matched --include {' '.join(map(str, filters['include']))}"

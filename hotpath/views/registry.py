@@ -30,6 +30,7 @@ from hotpath.views import (
     functions,
     futures,
     gauges,
+    marks,
     memory,
     processes,
     status,
@@ -40,9 +41,13 @@ from hotpath.views.common import JSON, BadArgument, check_limit
 from hotpath.views.lookup import NotFound
 from hotpath.views.schema import Schema
 
-Kind = Literal["status", "summary", "logs", "control", "window"]
+Kind = Literal["status", "summary", "logs", "control", "window", "diff"]
+# The arguments every summary tool takes besides its own (``begin`` answers them).
 PROCESS = inspect.Parameter(
     "process", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=int | None
+)
+SINCE = inspect.Parameter(
+    "since", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None
 )
 
 
@@ -62,27 +67,29 @@ class Tool:
     from_children: tuple[str, ...] = ()
 
     @property
-    def takes_process(self) -> bool:
-        """Every summary tool takes a ``process`` argument (``begin`` answers it)."""
+    def scoped(self) -> bool:
+        """Every summary tool takes ``process`` and ``since`` (``begin`` answers them)."""
         return self.kind == "summary"
 
     @property
     def text(self) -> str:
         """Its whole description, as clients see it."""
-        return f"{self.description} {PROCESS_DOC}" if self.takes_process else self.description
+        return f"{self.description} {SCOPE_DOC}" if self.scoped else self.description
 
     def parameters(self) -> list[inspect.Parameter]:
         """The arguments an agent gives: the answer function's but the store and the
-        baseline a window tool is handed, and ``process`` on summary tools."""
+        baseline a window tool is handed, and ``process`` and ``since`` on summary tools."""
         signature = inspect.signature(self.answer, eval_str=True)
         given = [p for p in list(signature.parameters.values())[1:] if p.name != "baseline"]
-        return [*given, PROCESS] if self.takes_process else given
+        return [*given, PROCESS, SINCE] if self.scoped else given
 
 
 LIMIT_DOC = "limit: rows to return (default 10, at most 10000)."
-PROCESS_DOC = (
+SCOPE_DOC = (
     "process (optional): a pid from the processes tool, to answer for that process alone "
-    "instead of the whole program."
+    "instead of the whole program. since (optional): a mark's label (the mark tool), to "
+    "answer for what happened after it: calls, times, percentiles, channel traffic, tasks, "
+    "items and CPU samples since then; sizes, states, threads and gauges as they are now."
 )
 NAME_DOC = "takes an exact name, an unambiguous suffix, or the id from the summary tool"
 
@@ -321,6 +328,36 @@ TOOLS: tuple[Tool, ...] = (
         report_key="processes",
     ),
     Tool(
+        "mark",
+        marks.mark,
+        marks.MARK,
+        "control",
+        (
+            "Mark this moment of the run with a label (for example 'before-fix'): every summary "
+            "tool then answers since=label for what happened after it, and diff(since=label) "
+            "compares after with before. The last 20 marks are kept; a label used again moves "
+            "to now."
+        ),
+        read_only=False,
+    ),
+    Tool(
+        "diff",
+        marks.diff,
+        marks.DIFF,
+        "diff",
+        (
+            "What changed at a mark, per function: the window before it (from the previous "
+            "mark, or the start) against the window after it (until another mark, or now): "
+            "calls and calls per second, avg/p95/p99 before and after, and their ratios; "
+            "sorted by worse_by_ns, the time of its own (callees set aside) the after window's "
+            "calls took beyond the before window's average, so the function whose own code got "
+            "slower comes before its callers. Functions within 10% on both latency and rate "
+            "are counted as unchanged, not listed, and so are functions idle after it. since: "
+            "a mark's label "
+            f"(or 'start'); until: a later mark's label, or 'now' (default). {LIMIT_DOC}"
+        ),
+    ),
+    Tool(
         "gauges",
         gauges.gauges,
         gauges.GAUGES,
@@ -358,9 +395,16 @@ def begin(store: Store, name: str, arguments: dict[str, Any]) -> Pending:
     ``NotFound`` when the tool cannot answer them."""
     tool = BY_NAME[name]
     arguments = dict(arguments)
-    process = arguments.pop("process", None)
+    process = arguments.pop("process", None) if tool.scoped else None
+    since = arguments.pop("since", None) if tool.scoped else None
+    if process is not None and since is not None:
+        raise BadArgument("process and since cannot be given together: marks are of the program")
     if process is not None:
         store = _one_process(store, process)
+    if since is not None:
+        if not isinstance(since, str):
+            raise BadArgument(f"since must be a mark's label, got {since!r}")
+        store = store.since(marks.find_mark(store, since))
     if "limit" in arguments:
         check_limit(arguments["limit"])
     if tool.refresh is not None:
