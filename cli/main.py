@@ -23,7 +23,10 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-USAGE = "hotpath run [options] (app.py | -m module) [args ...]"
+USAGE = (
+    "hotpath run [options] (app.py | -m module) [args ...], "
+    "or hotpath compare before.json after.json"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -191,12 +194,61 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] == "--version":
         sys.stdout.write(f"hotpath {__version__} ({DISTRIBUTION} on PyPI)\n")
         return
+    if args[0] == "compare":
+        compare(args[1:])
+        return
     if args[0] == "child" and len(args) >= 4:
         child(args[1:])
         return
     if args[0] != "run":
         _fail(f"unknown command {args[0]!r}: {USAGE}")
     run(args[1:])
+
+
+def compare(args: list[str]) -> None:
+    """``hotpath compare before.json after.json``: exit 1 when ``--fail-if-slower`` fails."""
+    from hotpath.views import compare as comparing
+
+    parser = _Parser(
+        prog="hotpath compare",
+        description="Compare two JSON reports (hotpath run --output FILE), function by function.",
+    )
+    parser.add_argument("before", help="the report before the change")
+    parser.add_argument("after", help="the report after it")
+    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    parser.add_argument("--metric", choices=comparing.METRICS, default="p95")
+    parser.add_argument(
+        "--fail-if-slower",
+        type=float,
+        metavar="PCT",
+        help="exit 1 if a function's metric grew by more than PCT percent",
+    )
+    options = parser.parse_args(args)
+    if options.fail_if_slower is not None and not options.fail_if_slower >= 0:
+        _fail(f"--fail-if-slower must be a percentage of 0 or more, got {options.fail_if_slower}")
+    reports = []
+    for path in (options.before, options.after):
+        try:
+            with open(path, encoding="utf-8") as file:
+                reports.append(comparing.load(file.read(), path))
+        except OSError as error:
+            _fail(f"cannot read {path}: {error.strerror or error}")
+        except comparing.NotAReport as error:
+            _fail(str(error))
+    result = comparing.compare(reports[0], reports[1], options.metric)
+    sys.stdout.write(comparing.render(result, options.format))
+    sys.stdout.flush()
+    if options.fail_if_slower is not None:
+        slower = comparing.failing(result, options.fail_if_slower)
+        if slower:
+            named = ", ".join(
+                f"{row['name']} ({row['change_percent']:+.1f}%)" for row in slower[:10]
+            )
+            sys.stderr.write(
+                f"hotpath: {len(slower)} functions slower by more than "
+                f"{options.fail_if_slower:g}% ({options.metric}): {named}\n"
+            )
+            sys.exit(1)
 
 
 def child(args: list[str]) -> None:
