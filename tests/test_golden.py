@@ -148,6 +148,7 @@ def test_every_answer_validates_against_its_tools_schema(answers: dict[str, Any]
         jsonschema.Draft202012Validator.check_schema(output)
         assert output["type"] == "object"  # what MCP clients require of an outputSchema
         jsonschema.validate(answer, output)
+        assert next(iter(answer)) == "summary"  # every answer opens with its line in words
         checked.add(name)
     assert checked == set(registry.NAMES)
     # The schemas are closed: a field that no schema names is refused.

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from hotpath import stdlib
 from hotpath.store import Store
 from hotpath.views import (
+    bounded,
     channels,
     cpu,
     functions,
@@ -37,7 +38,7 @@ from hotpath.views import (
     streams,
     threads,
 )
-from hotpath.views.common import JSON, BadArgument, check_limit
+from hotpath.views.common import DEFAULT_LIMIT, JSON, BadArgument, check_limit
 from hotpath.views.lookup import NotFound
 from hotpath.views.schema import Schema
 
@@ -49,6 +50,8 @@ PROCESS = inspect.Parameter(
 SINCE = inspect.Parameter(
     "since", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None
 )
+OFFSET = inspect.Parameter("offset", inspect.Parameter.KEYWORD_ONLY, default=0, annotation=int)
+MAX_OFFSET = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,12 @@ class Tool:
     # Keys of its answer whose rows a followed child sends (its own answer's), for the view
     # to list beside this process's (``common.with_children``).
     from_children: tuple[str, ...] = ()
+    rows: tuple[str, ...] = ()  # keys of its answer's row lists: offset and the size bound
+    says: tuple[str, str] | None = None  # its summary line: with rows, without (bounded.py)
+
+    def __post_init__(self) -> None:
+        # What clients are told: the answer as it leaves ``finish``, summary first.
+        object.__setattr__(self, "output", bounded.envelope(self.output, self.rows))
 
     @property
     def scoped(self) -> bool:
@@ -81,7 +90,7 @@ class Tool:
         baseline a window tool is handed, and ``process`` and ``since`` on summary tools."""
         signature = inspect.signature(self.answer, eval_str=True)
         given = [p for p in list(signature.parameters.values())[1:] if p.name != "baseline"]
-        return [*given, PROCESS, SINCE] if self.scoped else given
+        return [*given, PROCESS, SINCE, OFFSET] if self.scoped else given
 
 
 LIMIT_DOC = "limit: rows to return (default 10, at most 10000)."
@@ -89,7 +98,8 @@ SCOPE_DOC = (
     "process (optional): a pid from the processes tool, to answer for that process alone "
     "instead of the whole program. since (optional): a mark's label (the mark tool), to "
     "answer for what happened after it: calls, times, percentiles, channel traffic, tasks, "
-    "items and CPU samples since then; sizes, states, threads and gauges as they are now."
+    "items and CPU samples since then; sizes, states, threads and gauges as they are now. "
+    "offset (optional): rows to skip, to read on where an answer was cut (truncated says)."
 )
 NAME_DOC = "takes an exact name, an unambiguous suffix, or the id from the summary tool"
 
@@ -106,6 +116,13 @@ TOOLS: tuple[Tool, ...] = (
             "streams, futures, threads and gauges are known so far."
         ),
         report_key="status",
+        says=(
+            (
+                "watching pid {pid} (Python {python}, {recorder} recorder) for {uptime}: "
+                "{known[functions]:,} functions timed so far"
+            ),
+            "",
+        ),
     ),
     Tool(
         "functions_timing",
@@ -126,6 +143,15 @@ TOOLS: tuple[Tool, ...] = (
             f"counts calls that raised. {LIMIT_DOC}"
         ),
         report_key="functions_timing",
+        rows=("functions",),
+        says=(
+            (
+                "{row[name]} leads by {sorted_by}: {row[percent_total]}% of wall time, "
+                "{row[calls]:,} calls, self {row[self]}, avg {row[avg]} ({total_functions:,} "
+                "functions timed in {wall})"
+            ),
+            "no function timed: {note}",
+        ),
     ),
     Tool(
         "function_timing_logs",
@@ -137,6 +163,14 @@ TOOLS: tuple[Tool, ...] = (
             "duration, thread name and id, and outcome (returned, or the exception type raised). "
             f"function_name {NAME_DOC}. hotpath keeps the last 100 calls per function by default "
             f"(HOTPATH_LOGS_LIMIT). {LIMIT_DOC}"
+        ),
+        rows=("logs",),
+        says=(
+            (
+                "the {count} most recent calls of {function[name]}, newest first: the last took "
+                "{row[duration]} and {row[outcome]}"
+            ),
+            "no call of {function[name]} has finished yet",
         ),
     ),
     Tool(
@@ -155,6 +189,14 @@ TOOLS: tuple[Tool, ...] = (
             f"HOTPATH_ALLOC=1); without it the answer says how to turn it on. {LIMIT_DOC}"
         ),
         report_key="functions_alloc",
+        rows=("functions",),
+        says=(
+            (
+                "{row[name]} allocates the most itself: {row[self_allocated]} in {row[calls]:,} "
+                "calls ({total_functions:,} functions counted)"
+            ),
+            "no allocation counted: {note}",
+        ),
     ),
     Tool(
         "function_alloc_logs",
@@ -164,6 +206,14 @@ TOOLS: tuple[Tool, ...] = (
         (
             "The most recent finished calls of one function with the allocations each made "
             f"(callees included). Needs --alloc. function_name {NAME_DOC}. {LIMIT_DOC}"
+        ),
+        rows=("logs",),
+        says=(
+            (
+                "the {count} most recent calls of {function[name]} with what each "
+                "allocated, newest first"
+            ),
+            "no call of {function[name]} has finished yet",
         ),
     ),
     Tool(
@@ -181,6 +231,14 @@ TOOLS: tuple[Tool, ...] = (
             f"filter times). {LIMIT_DOC}"
         ),
         report_key="functions_cpu",
+        rows=("functions",),
+        says=(
+            (
+                "{row[name]} uses the most CPU itself: {row[percent_self]}% of {cpu} sampled "
+                "({samples:,} samples, all code)"
+            ),
+            "no CPU sampled: {note}",
+        ),
     ),
     Tool(
         "cpu_stacks",
@@ -194,6 +252,14 @@ TOOLS: tuple[Tool, ...] = (
             f"that function, shown from it down; it {NAME_DOC} (functions_cpu). {LIMIT_DOC}"
         ),
         report_key="cpu_stacks",
+        rows=("stacks",),
+        says=(
+            (
+                "the heaviest call path has {row[percent]}% of {cpu} sampled CPU, {row[frames]} "
+                "frames deep ({total_stacks:,} paths)"
+            ),
+            "no CPU sampled: {note}",
+        ),
     ),
     Tool(
         "cpu_snapshot",
@@ -206,6 +272,14 @@ TOOLS: tuple[Tool, ...] = (
             f"stacks (as cpu_stacks). {LIMIT_DOC}"
         ),
         window=cpu.cpu_window,
+        rows=("functions", "stacks"),
+        says=(
+            (
+                "in the last {seconds} s, {row[name]} used the most CPU itself: "
+                "{row[percent_self]}% of {cpu}"
+            ),
+            "no CPU sampled in the last {seconds} s",
+        ),
     ),
     Tool(
         "trace_memory",
@@ -219,6 +293,10 @@ TOOLS: tuple[Tool, ...] = (
             "memory_sites measures growth from."
         ),
         read_only=False,
+        says=(
+            "{note}",
+            "",
+        ),
     ),
     Tool(
         "memory_sites",
@@ -234,6 +312,15 @@ TOOLS: tuple[Tool, ...] = (
         ),
         report_key="memory_sites",
         refresh=memory.take_snapshot,
+        rows=("sites",),
+        says=(
+            (
+                "{row[site]} grew the most since tracing started: "
+                "{row[growth_since_start_bytes]:,} bytes, {row[live]} live now "
+                "({snapshots} snapshots over {covers_s} s)"
+            ),
+            "no live memory by site: {note}",
+        ),
     ),
     Tool(
         "channels",
@@ -247,6 +334,14 @@ TOOLS: tuple[Tool, ...] = (
         ),
         report_key="channels",
         from_children=("channels",),
+        rows=("channels",),
+        says=(
+            (
+                "{row[name]} is the busiest channel: {row[sent_per_s]} sends/s, {row[queue_size]} "
+                "queued now, at most {row[max_queue_size]} ({total_channels} channels)"
+            ),
+            "no channel (queue) seen yet",
+        ),
     ),
     Tool(
         "channel_logs",
@@ -256,6 +351,11 @@ TOOLS: tuple[Tool, ...] = (
         (
             f"Recent sends and receives on one channel, newest first. channel_name {NAME_DOC}. "
             f"{LIMIT_DOC}"
+        ),
+        rows=("logs",),
+        says=(
+            "the {count} most recent sends and receives on {channel[name]}, newest first",
+            "nothing sent on {channel[name]} yet",
         ),
     ),
     Tool(
@@ -270,6 +370,15 @@ TOOLS: tuple[Tool, ...] = (
         ),
         report_key="futures",
         from_children=("futures",),
+        rows=("futures",),
+        says=(
+            (
+                "{total_groups} groups of asyncio tasks; first {row[name]}: {row[calls]:,} tasks, "
+                "{row[states][pending]} pending, {row[states][suspended]} suspended, "
+                "{row[states][failed]} failed"
+            ),
+            "no asyncio task seen yet",
+        ),
     ),
     Tool(
         "future_logs",
@@ -279,6 +388,11 @@ TOOLS: tuple[Tool, ...] = (
         (
             "Recent task instances of one coroutine function, newest first. "
             f"future_name {NAME_DOC}. {LIMIT_DOC}"
+        ),
+        rows=("logs",),
+        says=(
+            "the {count} most recent tasks of {future[name]}, newest first",
+            "no task of {future[name]} yet",
         ),
     ),
     Tool(
@@ -292,6 +406,14 @@ TOOLS: tuple[Tool, ...] = (
         ),
         report_key="streams",
         from_children=("streams",),
+        rows=("streams",),
+        says=(
+            (
+                "{row[name]} yields the most: {row[items_per_s]} items/s, "
+                "{row[items]:,} items from {row[instances]} instances ({total_streams} streams)"
+            ),
+            "no async generator seen yet",
+        ),
     ),
     Tool(
         "stream_logs",
@@ -299,6 +421,11 @@ TOOLS: tuple[Tool, ...] = (
         streams.STREAM_LOGS,
         "logs",
         (f"Recent items yielded by one stream, newest first. stream_name {NAME_DOC}. {LIMIT_DOC}"),
+        rows=("logs",),
+        says=(
+            "the {count} most recent items of {stream[name]}, newest first",
+            "no item from {stream[name]} yet",
+        ),
     ),
     Tool(
         "threads",
@@ -312,6 +439,14 @@ TOOLS: tuple[Tool, ...] = (
         ),
         report_key="threads",
         from_children=("threads", "ended_threads"),
+        rows=("threads", "ended_threads"),
+        says=(
+            (
+                "{total_threads} threads; busiest now {row[name]} at {row[cpu_percent]}% CPU; the "
+                "process uses {process[rss]}"
+            ),
+            "no thread sampled yet",
+        ),
     ),
     Tool(
         "processes",
@@ -326,6 +461,14 @@ TOOLS: tuple[Tool, ...] = (
             f"in. {LIMIT_DOC}"
         ),
         report_key="processes",
+        rows=("processes",),
+        says=(
+            (
+                "{total_processes} processes profiled ({folded_processes} more ended and folded); "
+                "the program is pid {row[pid]}"
+            ),
+            "no process",
+        ),
     ),
     Tool(
         "mark",
@@ -356,6 +499,7 @@ TOOLS: tuple[Tool, ...] = (
             "a mark's label "
             f"(or 'start'); until: a later mark's label, or 'now' (default). {LIMIT_DOC}"
         ),
+        rows=("functions",),
     ),
     Tool(
         "gauges",
@@ -369,6 +513,14 @@ TOOLS: tuple[Tool, ...] = (
         ),
         report_key="gauges",
         from_children=("gauges",),
+        rows=("gauges",),
+        says=(
+            (
+                "{total_gauges} gauges; first {row[name]} = {row[value]} (min {row[min]}, max "
+                "{row[max]})"
+            ),
+            "no gauge yet",
+        ),
     ),
     Tool(
         "gauge_logs",
@@ -376,6 +528,11 @@ TOOLS: tuple[Tool, ...] = (
         gauges.GAUGE_LOGS,
         "logs",
         f"Recent updates of one gauge, newest first. gauge_name {NAME_DOC}. {LIMIT_DOC}",
+        rows=("logs",),
+        says=(
+            "the {count} most recent updates of {gauge[name]}, newest first: now {row[value]}",
+            "{gauge[name]} has not been updated yet",
+        ),
     ),
 )
 NAMES = tuple(tool.name for tool in TOOLS)
@@ -397,6 +554,9 @@ def begin(store: Store, name: str, arguments: dict[str, Any]) -> Pending:
     arguments = dict(arguments)
     process = arguments.pop("process", None) if tool.scoped else None
     since = arguments.pop("since", None) if tool.scoped else None
+    offset = arguments.pop("offset", 0) if tool.scoped else 0
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise BadArgument(f"offset must be a whole number from 0 to {MAX_OFFSET}, got {offset!r}")
     if process is not None and since is not None:
         raise BadArgument("process and since cannot be given together: marks are of the program")
     if process is not None:
@@ -407,16 +567,28 @@ def begin(store: Store, name: str, arguments: dict[str, Any]) -> Pending:
         store = store.since(marks.find_mark(store, since))
     if "limit" in arguments:
         check_limit(arguments["limit"])
+    if offset:  # the rows before it are made, then left out (bounded.bound)
+        arguments["limit"] = arguments.get("limit", DEFAULT_LIMIT) + offset
     if tool.refresh is not None:
         tool.refresh(store)
     if tool.window is None:
-        return Pending(0.0, lambda: tool.answer(store, **arguments))
+        return Pending(0.0, lambda: finish(tool, tool.answer(store, **arguments), offset))
     seconds = cpu.check_seconds(arguments.get("seconds", cpu.DEFAULT_SNAPSHOT_S))
     baseline = tool.window(store)
     return Pending(
         seconds if baseline is not None else 0.0,
-        lambda: tool.answer(store, baseline=baseline, **arguments),
+        lambda: finish(tool, tool.answer(store, baseline=baseline, **arguments), offset),
     )
+
+
+def finish(tool: Tool, answer: JSON, offset: int = 0, cap: bool = True) -> JSON:
+    """The answer as it leaves: rows from ``offset``, under the size bound (``cap``), and
+    its summary line first."""
+    if cap:
+        answer = bounded.bound(answer, tool.rows, offset)
+    if "summary" in answer or tool.says is None:
+        return answer
+    return {"summary": bounded.summarize(tool.says, answer, tool.rows, tool.name), **answer}
 
 
 def _one_process(store: Store, pid: object) -> Store:
@@ -468,9 +640,11 @@ def child_row_fields() -> dict[tuple[str, str], frozenset[str]]:
 def report(store: Store, limit: int) -> JSON:
     """The JSON report written at exit: every section, in the same shapes as the tools."""
     return {
-        tool.report_key: tool.answer(store, limit=limit)
-        if tool.kind == "summary"
-        else tool.answer(store)
+        tool.report_key: finish(
+            tool,
+            tool.answer(store, limit=limit) if tool.kind == "summary" else tool.answer(store),
+            cap=False,  # a file: every row
+        )
         for tool in TOOLS
         if tool.report_key is not None
     }
