@@ -63,3 +63,17 @@ def raw_post(port: int, headers: dict[str, str], body: Any | None = None) -> htt
 
 def raw_get(port: int) -> httpx2.Response:
     return httpx2.get(url(port), headers={"accept": "text/event-stream"}, timeout=30)
+
+
+async def _extras(port: int) -> tuple[Any, Any, Any]:
+    async with Client(streamable_http_client(url(port))) as client:
+        resources = (await client.list_resources()).resources
+        read = await client.read_resource("hotpath://report")
+        prompts = (await client.list_prompts()).prompts
+        first = await client.get_prompt(prompts[0].name) if prompts else None
+        return resources, read, (prompts, first)
+
+
+def resources_and_prompts(port: int) -> tuple[Any, Any, Any]:
+    """The resources, the report resource read, and the prompts (with the first one got)."""
+    return asyncio.run(_extras(port))

@@ -14,7 +14,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mcp_client import call, call_many, list_tools, raw_get, raw_post, url
+from mcp_client import (
+    call,
+    call_many,
+    list_tools,
+    raw_get,
+    raw_post,
+    resources_and_prompts,
+    url,
+)
 from support import FIXTURES, RunningProgram, clean_env, free_port
 
 from hotpath.views.registry import NAMES as TOOL_NAMES
@@ -341,3 +349,49 @@ def test_idle_connections_cannot_take_the_programs_file_descriptors() -> None:
     assert program.returncode == 0
     assert out.splitlines()[-1] == "opened True failures 0"
     assert "Traceback" not in err and "accept" not in err
+
+
+def test_the_live_report_is_a_resource_and_the_workflows_are_prompts(service: int) -> None:
+    resources, read, (prompts, first) = resources_and_prompts(service)
+    (report,) = resources
+    assert (str(report.uri), report.mime_type) == ("hotpath://report", "application/json")
+    live = json.loads(read.contents[0].text)
+    assert set(live) == {tool.report_key for tool in TOOLS if tool.report_key}
+    timed = {row["name"]: row for row in live["functions_timing"]["functions"]}
+    assert timed["service.parse"]["calls"] == REQUESTS - 5  # the same figures as the tools
+    names = [prompt.name for prompt in prompts]
+    assert names == ["find_the_bottleneck", "check_for_leaks", "is_anything_stuck"]
+    assert all(not prompt.arguments for prompt in prompts)
+    text = first.messages[0].content.text
+    # The tools it names, in order, are tools the server has.
+    named = [name for name in TOOL_NAMES if name in text]
+    assert {"profiler_status", "functions_timing", "mark", "diff"} <= set(named)
+    assert text.index("profiler_status") < text.index("functions_timing") < text.index("diff(")
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25"])
+def test_clients_of_earlier_revisions_are_answered_in_theirs(service: int, version: str) -> None:
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": {"name": "an older client", "version": "1"},
+        },
+    }
+    answer = raw_post(service, {}, initialize)
+    assert answer.status_code == 200
+    assert answer.json()["result"]["protocolVersion"] == version
+
+
+@pytest.mark.parametrize("header", ["2025-06-18", "2025-11-25", "2026-07-28", "2099-01-01", "x"])
+def test_a_protocol_version_header_unlike_the_negotiated_one_is_answered(
+    service: int, header: str
+) -> None:
+    # A client that negotiated an older revision and sends its newest (or anything) in the
+    # header, with a request of the older wire: answered, not refused.
+    answer = raw_post(service, {"MCP-Protocol-Version": header})
+    assert answer.status_code == 200, answer.text
+    assert "summary" in json.loads(answer.json()["result"]["content"][0]["text"])

@@ -116,6 +116,71 @@ class LocalGate:
         await self.app(scope, receive, send)
 
 
+MAX_PEEKED = 4 * 2**20  # a request body read to choose its wire; a bigger one passes as it is
+ENVELOPE_KEY = "io.modelcontextprotocol/protocolVersion"  # in params._meta on the modern wire
+
+
+class LenientVersion:
+    """Answer a request whose ``MCP-Protocol-Version`` header differs from the wire its body
+    speaks. One client negotiates an older revision by ``initialize`` and then sends its
+    newest in the header; the SDK reads a modern header as "the body carries the modern
+    envelope" and refuses the request (400). A header that is not a revision the SDK knows,
+    or a modern one on a body without the envelope, is replaced by the newest handshake
+    revision; everything else passes as it is."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
+
+        self.handshake = {v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS}
+        self.latest = LATEST_HANDSHAKE_VERSION.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        version = next((v for k, v in headers if k == b"mcp-protocol-version"), None)
+        if version is None or version in self.handshake:
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more and len(body) <= MAX_PEEKED:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if not more and not _has_envelope(body):
+            scope = dict(scope)
+            scope["headers"] = [
+                (k, self.latest if k == b"mcp-protocol-version" else v) for k, v in headers
+            ]
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _has_envelope(body: bytes) -> bool:
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return True  # not JSON: the SDK answers it, with the header as sent
+    requests = message if isinstance(message, list) else [message]
+    return any(
+        isinstance(r, dict)
+        and isinstance(r.get("params"), dict)
+        and isinstance(r["params"].get("_meta"), dict)
+        and ENVELOPE_KEY in r["params"]["_meta"]
+        for r in requests
+    )
+
+
 class Responsive:
     """Answers with a short switch interval (see ShortSwitchInterval)."""
 
@@ -170,7 +235,7 @@ class McpServer:
         app: ASGIApp = tools.build_app(self.store)
         if self.config.mcp_token is not None:
             app = TokenGate(app, self.config.mcp_token)
-        app = Responsive(LocalGate(app, self.sock.getsockname()[1]), self._switch)
+        app = Responsive(LocalGate(LenientVersion(app), self.sock.getsockname()[1]), self._switch)
         config = uvicorn.Config(
             app,
             log_config=None,

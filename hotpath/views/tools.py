@@ -14,7 +14,7 @@ from typing import Any
 
 from hotpath import __version__
 from hotpath.store import Store
-from hotpath.views import registry
+from hotpath.views import registry, workflows
 from hotpath.views.common import BadArgument
 from hotpath.views.lookup import NotFound
 
@@ -133,9 +133,32 @@ def build_app(store: Store) -> Any:
                 open_world_hint=False,
             ),
         )
+    _add_workflows(server, store)
     return server.streamable_http_app(
         streamable_http_path="/mcp", stateless_http=True, json_response=True, host="127.0.0.1"
     )
+
+
+def _add_workflows(server: Any, store: Store) -> None:
+    """The live report as a resource, and the prompts (views/workflows.py)."""
+
+    def live_report() -> str:
+        return workflows.report(store)
+
+    server.resource(
+        workflows.REPORT_URI,
+        name="report",
+        description="The live report: every summary tool's answer with its first 20 rows, "
+        "as JSON (what hotpath run --output writes at exit, but now).",
+        mime_type="application/json",
+    )(live_report)
+    for workflow in workflows.WORKFLOWS:
+        server.prompt(name=workflow.name, description=workflow.description)(_saying(workflow.steps))
+
+
+def _saying(text: str) -> Callable[[], str]:
+    """A prompt function of no arguments (the SDK makes its arguments from the signature)."""
+    return lambda: text
 
 
 def _mcp_function(store: Store, tool: registry.Tool, error: type[Exception]) -> Callable[..., Any]:
