@@ -23,10 +23,8 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-USAGE = (
-    "hotpath run [options] (app.py | -m module) [args ...], "
-    "or hotpath compare before.json after.json"
-)
+USAGE = "hotpath run [options] (app.py | -m module) [args ...]"
+COMMANDS = f"{USAGE}, or hotpath compare before.json after.json"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -186,7 +184,7 @@ def run(args: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        _fail(f"no command given: {USAGE} (hotpath --help lists the options)")
+        _fail(f"no command given: {COMMANDS} (hotpath --help lists the options)")
     if args[0] in ("-h", "--help"):
         # The options, not just where to find them: run is the only command that takes any.
         sys.stdout.write(_run_parser().format_help() + "\nalso: hotpath --version\n")
@@ -201,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         child(args[1:])
         return
     if args[0] != "run":
-        _fail(f"unknown command {args[0]!r}: {USAGE}")
+        _fail(f"unknown command {args[0]!r}: {COMMANDS}")
     run(args[1:])
 
 

@@ -4,7 +4,8 @@ the agent's loop of measure, change, measure again, on a live run.
 ``diff(since, until)`` compares two windows that meet at ``since``: *before* runs from the
 mark preceding ``since`` (or the start) to ``since``, *after* from ``since`` to ``until`` (a
 later mark, or now). Functions are matched by name and place, channels and future groups by
-their site. Rows are sorted by how much worse the after window is (the ratio of its average
+their site (queues by send-to-receive delay, task groups by a task's wall time). Rows are
+sorted by how much worse the after window is (the ratio of its average
 to the before window's), weighed by how often it ran: ``worse_by_ns``, the time of its own
 (callees set aside) the after window's calls took beyond what they would have at the before
 window's average, so that the function whose own code got slower comes before the callers
@@ -14,15 +15,24 @@ listed.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
 from hotpath.store import Store
+from hotpath.store.channels import ChannelReading
 from hotpath.store.cpu import CpuTable
 from hotpath.store.functions import FunctionStats
+from hotpath.store.futures import FutureReading
+from hotpath.store.histogram import DistributionReading, percentiles
 from hotpath.store.marks import (
     MAX_MARKS,
     START,
     Mark,
+    channel_since,
     function_key,
     function_since,
+    future_since,
 )
 from hotpath.views import schema, units
 from hotpath.views.common import DEFAULT_LIMIT, JSON, BadArgument
@@ -166,6 +176,17 @@ def diff(store: Store, since: str, until: str = NOW, limit: int = DEFAULT_LIMIT)
         )
     rows.sort(key=lambda row: row["worse_by_ns"], reverse=True)
     shown = rows[:limit]
+    # Channels by send-to-receive delay (count: receives), future groups by a task's wall
+    # time (count: tasks finished); their rates are sends and tasks created per second.
+    spans = ((first.at_ns, at.at_ns), (before_s, after_s))
+    channels = _sites(
+        store.channels.read() if later is None else list(later.channels.values()),
+        at.channels, first.channels, channel_since, *spans, _channel_figures,
+    )  # fmt: skip
+    futures = _sites(
+        store.futures.read() if later is None else list(later.futures.values()),
+        at.futures, first.futures, future_since, *spans, _future_figures,
+    )  # fmt: skip
     worst = shown[0] if shown else None
     return {
         "summary": _diff_summary(worst, len(rows), unchanged, idle, since, until),
@@ -177,19 +198,82 @@ def diff(store: Store, since: str, until: str = NOW, limit: int = DEFAULT_LIMIT)
         "unchanged_functions": unchanged,
         "idle_functions": idle,
         "functions": shown,
+        "channels": channels[:limit],
+        "futures": futures[:limit],
     }
 
 
-def _say(latency: float | None, rate: float | None, calls_before: int) -> str:
-    if not calls_before:
-        return "new: not called before"
+def _channel_figures(reading: ChannelReading) -> tuple[int, int, DistributionReading]:
+    return reading.received, reading.sent, reading.delay
+
+
+def _future_figures(reading: FutureReading) -> tuple[int, int, DistributionReading]:
+    return reading.done + reading.failed + reading.cancelled, reading.created, reading.wall
+
+
+def _spread(count: int, started: int, values: DistributionReading, seconds: float) -> JSON:
+    found = percentiles(values.buckets, (95.0,)) if values.count else {}
+    return {
+        "count": count,
+        "per_s": round(started / seconds, 2) if seconds > 0 else 0.0,
+        "avg_ns": round(values.total / values.count) if values.count else None,
+        "p95_ns": round(found[95.0]) if values.count else None,
+    }
+
+
+def _sites(
+    now: list[Any],
+    at: dict[int, Any],
+    first: dict[int, Any],
+    since: Callable[[Any, Any, int], Any],
+    starts: tuple[int, int],
+    seconds: tuple[float, float],
+    figures: Callable[[Any], tuple[int, int, DistributionReading]],
+) -> list[JSON]:
+    """Channels or future groups that changed at the mark, the worst first (as functions)."""
+    rows = []
+    for reading in now:
+        then = at.get(reading.id)
+        before = (
+            _spread(*figures(since(then, first.get(reading.id), starts[0])), seconds[0])
+            if then is not None
+            else _spread(0, 0, DistributionReading(0, 0, 0, Counter()), seconds[0])
+        )
+        after = _spread(*figures(since(reading, then, starts[1])), seconds[1])
+        latency = _ratio(after["avg_ns"], before["avg_ns"])
+        rate = _ratio(after["per_s"], before["per_s"])
+        if not after["count"] and not after["per_s"]:
+            continue
+        if before["count"] and not _changed(latency) and not _changed(rate):
+            continue
+        rows.append(
+            {
+                "name": reading.name,
+                "location": reading.location,
+                **{f"{k}_before": v for k, v in before.items()},
+                **{f"{k}_after": v for k, v in after.items()},
+                "avg_ratio": latency,
+                "per_s_ratio": rate,
+                "worse_by_ns": round(
+                    ((after["avg_ns"] or 0) - (before["avg_ns"] or 0)) * after["count"]
+                ),
+                "change": _say(latency, rate, before["count"] or before["per_s"]),
+            }
+        )
+    rows.sort(key=lambda row: row["worse_by_ns"], reverse=True)
+    return rows
+
+
+def _say(latency: float | None, rate: float | None, seen_before: float) -> str:
+    if not seen_before:
+        return "new: not seen before"
     parts = []
     if _changed(latency):
         assert latency is not None
         parts.append(f"{latency:.2f}x {'slower' if latency > 1 else 'faster'} on average")
     if _changed(rate):
         assert rate is not None
-        parts.append(f"called {rate:.2f}x as often")
+        parts.append(f"{rate:.2f}x as often")
     return "; ".join(parts)
 
 
@@ -229,6 +313,22 @@ DIFF_ROW = obj(
     worse_by_ns=INT,
     change=STR,
 )
+SITE_ROW = obj(
+    name=STR,
+    location=STR,
+    count_before=INT,
+    count_after=INT,
+    per_s_before=NUM,
+    per_s_after=NUM,
+    avg_ns_before=_FIGURE,
+    avg_ns_after=_FIGURE,
+    p95_ns_before=_FIGURE,
+    p95_ns_after=_FIGURE,
+    avg_ratio=maybe(NUM),
+    per_s_ratio=maybe(NUM),
+    worse_by_ns=INT,
+    change=STR,
+)
 _SPAN = obj(**{"from": STR, "to": STR, "seconds": NUM})
 DIFF = obj(
     summary=STR,
@@ -240,4 +340,6 @@ DIFF = obj(
     unchanged_functions=INT,
     idle_functions=INT,
     functions=schema.array(DIFF_ROW),
+    channels=schema.array(SITE_ROW),
+    futures=schema.array(SITE_ROW),
 )

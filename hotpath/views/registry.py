@@ -495,7 +495,10 @@ TOOLS: tuple[Tool, ...] = (
             "sorted by worse_by_ns, the time of its own (callees set aside) the after window's "
             "calls took beyond the before window's average, so the function whose own code got "
             "slower comes before its callers. Functions within 10% on both latency and rate "
-            "are counted as unchanged, not listed, and so are functions idle after it. since: "
+            "are counted as unchanged, not listed, and so are functions idle after it. "
+            "channels and futures: the same for queues (count: receives, avg/p95: "
+            "send-to-receive delay, per_s: sends) and task groups (count: tasks finished, "
+            "avg/p95: a task's wall time, per_s: tasks created). since: "
             "a mark's label "
             f"(or 'start'); until: a later mark's label, or 'now' (default). {LIMIT_DOC}"
         ),
