@@ -1,7 +1,7 @@
 """hotpath's benchmarks: its cost against bare python and its peers, side by side in one run.
 
     python benchmarks/run.py [--quick] [--rounds N]
-        [--only overhead,sampler,startup,mcp,memory,exit,children]
+        [--only overhead,sampler,startup,mcp,memory,exit,children,marks]
 
 Every ratio is measured in one run, alternating the commands round by round after a warm-up
 round, against the bare run of the same round; the table shows the median ratio and its
@@ -304,11 +304,15 @@ def _go(program: subprocess.Popen[str]) -> None:
 
 
 def _post(client: Any, port: int) -> None:
+    _call(client, port, "functions_timing", {"limit": 10})
+
+
+def _call(client: Any, port: int, tool: str, arguments: dict[str, Any]) -> None:
     body = {
         "jsonrpc": "2.0",
         "id": 1,
         "method": "tools/call",
-        "params": {"name": "functions_timing", "arguments": {"limit": 10}},
+        "params": {"name": tool, "arguments": arguments},
     }
     response = client.post(
         f"http://127.0.0.1:{port}/mcp",
@@ -316,6 +320,8 @@ def _post(client: Any, port: int) -> None:
         headers={"accept": "application/json, text/event-stream"},
     )
     response.raise_for_status()
+    if response.json().get("result", {}).get("isError"):
+        raise RuntimeError(f"{tool} answered an error: {response.text[:200]}")
 
 
 def _wait_for_server(
@@ -375,6 +381,62 @@ def mcp_latency(calls: int) -> dict[str, float]:
         "max_ms": latencies[-1],
         "exit_hung": hung,
     }
+
+
+def _looped(functions: int) -> str:
+    """A program of ``functions`` functions of its own, each called 1-5 times, that then idles
+    until its stdin closes."""
+    defined = "".join(f"def f{i}():\n    return {i}\n" for i in range(functions))
+    return (
+        f"import sys\n{defined}"
+        f"for i in range({functions}):\n"
+        "    for _ in range(i % 5 + 1):\n"
+        "        globals()[f'f{i}']()\n"
+        "print('called', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+
+
+def marks(rounds: int, sizes: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    """What an agent's loop costs over MCP, end to end: a mark, a windowed functions_timing,
+    a diff, and the plain functions_timing, against a program with N timed functions."""
+    import httpx2
+
+    folder = Path(tempfile.mkdtemp())
+    results = {}
+    for size in sizes:
+        script = folder / f"looped{size}.py"
+        script.write_text(_looped(size))
+        port = free_port()
+        program = subprocess.Popen(
+            [*HOTPATH, "--mcp-port", str(port), str(script)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=env(),
+        )  # fmt: skip
+        assert program.stdout is not None and program.stdin is not None
+        program.stdout.readline()  # "called"
+        times: dict[str, list[float]] = {"mark": [], "since": [], "diff": [], "plain": []}
+        try:
+            with httpx2.Client(timeout=60) as client:
+                _wait_for_server(client, port, program)
+                for number in range(rounds + 1):
+                    label = f"m{number}"
+                    for name, tool, arguments in (
+                        ("mark", "mark", {"label": label}),
+                        ("since", "functions_timing", {"limit": 10, "since": label}),
+                        ("diff", "diff", {"since": label}),
+                        ("plain", "functions_timing", {"limit": 10}),
+                    ):
+                        started = time.perf_counter()
+                        _call(client, port, tool, arguments)
+                        times[name].append((time.perf_counter() - started) * 1000)
+        finally:
+            program.communicate(timeout=60)  # closes its stdin: it ends
+        results[f"{size}_functions"] = {
+            f"{name}_ms": statistics.median(kept[1:]) for name, kept in times.items()
+        }
+    shutil.rmtree(folder)
+    return results
 
 
 def throughput_loss(seconds: float, rounds: int) -> dict[str, float]:
@@ -601,7 +663,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, help="measured rounds per command (default 5; quick 3)"
     )
-    parser.add_argument("--only", default="overhead,sampler,startup,mcp,memory,exit,children")
+    parser.add_argument("--only", default="overhead,sampler,startup,mcp,memory,exit,children,marks")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 5)
@@ -626,6 +688,7 @@ def main() -> None:
         "memory": lambda: memory(20_000 if args.quick else 100_000, 15 if args.quick else 600),
         "exit": lambda: exit_delay(100_000 if args.quick else 1_000_000, 1 if args.quick else 3),
         "children": lambda: children(rounds, 20 if args.quick else 100, 40 if args.quick else 400),
+        "marks": lambda: marks(rounds, (100,) if args.quick else (500, 5000)),
     }
     if "overhead" in wanted:
         wanted.add("per_call")
@@ -645,7 +708,7 @@ def main() -> None:
         print("\nAdded cost per call on w1_calls (ns):")
         for name, ns in results["per_call"].items():
             print(f"  {name}: {ns:.0f}")
-    for name in ("sampler", "startup", "mcp", "memory", "exit", "children"):
+    for name in ("sampler", "startup", "mcp", "memory", "exit", "children", "marks"):
         if name in results:
             print(f"\n{name}: {json.dumps(results[name], indent=1)}")
 

@@ -90,7 +90,8 @@ class Store:
 
     def function_stats(self, now_ns: int) -> list[FunctionStats]:
         """Every timed function, the child processes' figures summed in by name (in a
-        window, what they did since its mark)."""
+        window, what they did since its mark). The readings are the caller's to keep: both
+        recorders build them afresh on every read."""
         stats = self.processes.merged(self.functions.snapshot(now_ns))
         if self.window is None:
             return stats
@@ -109,10 +110,9 @@ class Store:
         """Copy every table's totals now, as ``label`` (see store/marks.py)."""
         now = self.now_ns()
         functions = {}
-        for stats in self.function_stats(now):
-            totals = stats.totals.copy()
-            totals.batches = []  # totals, not logs
-            functions[function_key(stats)] = replace(stats, totals=totals)
+        for stats in self.function_stats(now):  # fresh readings: kept as they are
+            stats.totals.batches = []  # totals, not logs
+            functions[function_key(stats)] = stats
         mark = Mark(
             label,
             now,
