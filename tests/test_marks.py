@@ -71,3 +71,40 @@ def test_marks_are_named_checked_and_bounded(phased: tuple[RunningProgram, int])
     whole = _rows(call(port, "functions_timing", limit=50))
     start = _rows(call(port, "functions_timing", limit=50, since="start"))
     assert start["phased.work"]["calls"] == whole["phased.work"]["calls"]
+
+
+def test_a_window_subtracts_allocations_and_keeps_idle_functions_exact() -> None:
+    from collections import Counter
+
+    from test_processes import _Fixed, _stats, _store
+
+    from hotpath.store.functions import Allocations, AllocationTotals
+    from hotpath.store.marks import function_since, marked
+    from hotpath.views import registry
+
+    def counted(calls: int, size: int) -> AllocationTotals:
+        made = Allocations(calls, calls * size)
+        return AllocationTotals(made, made, Allocations(0, 0), Counter({10: calls}))
+
+    store = _store()
+    store.info.collectors["alloc"] = True
+    busy, idle = _stats(store, [1_000] * 4, name="busy"), _stats(store, [2_000] * 3, name="idle")
+    busy.allocations, idle.allocations = counted(4, 100), counted(3, 50)
+    store.functions.attach(_Fixed([busy, idle]))
+    store.mark("m")
+    later = _stats(store, [1_000] * 4 + [5_000] * 6, name="busy")
+    later.allocations = counted(10, 100)
+    store.functions.attach(_Fixed([later, idle]))
+    rows = {
+        r["name"]: r for r in registry.call(store, "functions_alloc", {"since": "m"})["functions"]
+    }
+    assert set(rows) == {"app.busy"}  # idle made no call since the mark
+    assert (rows["app.busy"]["calls"], rows["app.busy"]["allocations"]) == (6, 6)
+    assert rows["app.busy"]["allocated_bytes"] == 600
+    timed = registry.call(store, "functions_timing", {"since": "m"})["functions"]
+    assert [(r["name"], r["calls"], r["min_ns"], r["max_ns"]) for r in timed] == [
+        ("app.busy", 6, 5_000, 5_000)  # exact: the window's own calls, while few
+    ]
+    # A mark holds numbers, and gives back the reading it was made from.
+    window = function_since(idle, marked(idle))
+    assert (window.calls, window.total_ns, window.allocations.every.count) == (0, 0, 0)

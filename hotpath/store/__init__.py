@@ -35,6 +35,7 @@ from hotpath.store.marks import (
     function_key,
     function_since,
     future_since,
+    marked,
     stream_since,
 )
 from hotpath.store.memory import MemoryTable
@@ -109,10 +110,7 @@ class Store:
     def mark(self, label: str) -> Mark:
         """Copy every table's totals now, as ``label`` (see store/marks.py)."""
         now = self.now_ns()
-        functions = {}
-        for stats in self.function_stats(now):  # fresh readings: kept as they are
-            stats.totals.batches = []  # totals, not logs
-            functions[function_key(stats)] = stats
+        functions = {function_key(stats): marked(stats) for stats in self.function_stats(now)}
         mark = Mark(
             label,
             now,

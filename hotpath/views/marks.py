@@ -33,6 +33,7 @@ from hotpath.store.marks import (
     function_key,
     function_since,
     future_since,
+    unmarked,
 )
 from hotpath.views import schema, units
 from hotpath.views.common import DEFAULT_LIMIT, JSON, BadArgument
@@ -136,13 +137,18 @@ def diff(store: Store, since: str, until: str = NOW, limit: int = DEFAULT_LIMIT)
     first, at, later = _marks_around(store, since, until)
     end_ns = store.now_ns() if later is None else later.at_ns
     before_s, after_s = (at.at_ns - first.at_ns) / 1e9, (end_ns - at.at_ns) / 1e9
-    now = store.function_stats(store.now_ns()) if later is None else list(later.functions.values())
+    now = (
+        store.function_stats(store.now_ns())
+        if later is None
+        else [unmarked(mark) for mark in later.functions.values()]
+    )
     rows, unchanged, idle = [], 0, 0
     for stats in now:
         key = function_key(stats)
         then = at.functions.get(key)
         before = _window(
-            function_since(then, first.functions.get(key)) if then is not None else None, before_s
+            function_since(unmarked(then), first.functions.get(key)) if then is not None else None,
+            before_s,
         )
         after = _window(function_since(stats, then), after_s)
         if not after["calls"] and not before["calls"]:
