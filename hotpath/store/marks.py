@@ -259,16 +259,19 @@ def distribution_since(
     )
 
 
+def _minus(now: Any, before: Any, *fields: str) -> dict[str, Any]:
+    """What each of these counts grew by since ``before`` (an earlier reading): ints, typed
+    Any for the readings' ``_replace``."""
+    return {name: getattr(now, name) - getattr(before, name) for name in fields}
+
+
 def channel_since(now: ChannelReading, before: ChannelReading | None, at_ns: int) -> ChannelReading:
     """Traffic in the window (which began at ``at_ns``); sizes, instances alive and capacity
     as they are now."""
     if before is None:
         return now
     return now._replace(
-        created=now.created - before.created,
-        closed=now.closed - before.closed,
-        sent=now.sent - before.sent,
-        received=now.received - before.received,
+        **_minus(now, before, "created", "closed", "sent", "received"),
         delay=distribution_since(now.delay, before.delay),
         first_ns=max(now.first_ns, at_ns),
         recent_sends=[t for t in now.recent_sends if t >= at_ns],
@@ -281,13 +284,9 @@ def future_since(now: FutureReading, before: FutureReading | None, at_ns: int) -
     if before is None:
         return now
     return now._replace(
-        created=now.created - before.created,
-        done=now.done - before.done,
-        cancelled=now.cancelled - before.cancelled,
-        failed=now.failed - before.failed,
-        collected_unfinished=now.collected_unfinished - before.collected_unfinished,
-        outcomes=+Counter({k: n - before.outcomes.get(k, 0) for k, n in now.outcomes.items()}),
-        polls=now.polls - before.polls,
+        **_minus(now, before, "created", "done", "cancelled", "failed", "polls"),
+        **_minus(now, before, "collected_unfinished"),
+        outcomes=counter_since(now.outcomes, before.outcomes),
         active=distribution_since(now.active, before.active),
         wall=distribution_since(now.wall, before.wall),
     )
@@ -298,14 +297,8 @@ def stream_since(now: StreamReading, before: StreamReading | None, at_ns: int) -
     if before is None:
         return now
     return now._replace(
-        instances=now.instances - before.instances,
-        exhausted=now.exhausted - before.exhausted,
-        closed_early=now.closed_early - before.closed_early,
-        failed=now.failed - before.failed,
-        end_reasons=+Counter(
-            {k: n - before.end_reasons.get(k, 0) for k, n in now.end_reasons.items()}
-        ),
-        items=now.items - before.items,
+        **_minus(now, before, "instances", "exhausted", "closed_early", "failed", "items"),
+        end_reasons=counter_since(now.end_reasons, before.end_reasons),
         first_item_ns=None if now.first_item_ns is None else max(now.first_item_ns, at_ns),
         recent_items=[t for t in now.recent_items if t >= at_ns],
         gaps=distribution_since(now.gaps, before.gaps),
