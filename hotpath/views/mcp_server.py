@@ -109,8 +109,8 @@ class LocalGate:
             if origin is not None and origin not in self.origins:
                 await _refuse(send, 403, "requests from web pages are refused")
                 return
-            if scope["method"] == "GET":
-                reason = "this server answers POST only (stateless JSON: no event stream)"
+            if scope["method"] == "GET" and scope["path"] == "/mcp":
+                reason = "/mcp answers POST only (stateless JSON: no event stream)"
                 await _refuse(send, 405, reason, ((b"allow", b"POST"),))
                 return
         await self.app(scope, receive, send)

@@ -14,7 +14,7 @@ from typing import Any
 
 from hotpath import __version__
 from hotpath.store import Store
-from hotpath.views import registry, workflows
+from hotpath.views import http_api, registry, workflows
 from hotpath.views.common import BadArgument
 from hotpath.views.lookup import NotFound
 
@@ -134,9 +134,11 @@ def build_app(store: Store) -> Any:
             ),
         )
     _add_workflows(server, store)
-    return server.streamable_http_app(
+    app = server.streamable_http_app(
         streamable_http_path="/mcp", stateless_http=True, json_response=True, host="127.0.0.1"
     )
+    app.router.routes.extend(http_api.routes(store))  # /api/<tool> and /metrics
+    return app
 
 
 def _add_workflows(server: Any, store: Store) -> None:
