@@ -24,7 +24,9 @@ def _fail(message: str) -> NoReturn:
 
 
 USAGE = "hotpath run [options] (app.py | -m module) [args ...]"
-COMMANDS = f"{USAGE}, or hotpath compare before.json after.json"
+COMMANDS = (
+    f"{USAGE}, hotpath console [--port N] [--token T], or hotpath compare before.json after.json"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -192,6 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] == "--version":
         sys.stdout.write(f"hotpath {__version__} ({DISTRIBUTION} on PyPI)\n")
         return
+    if args[0] == "console":
+        console(args[1:])
+        return
     if args[0] == "compare":
         compare(args[1:])
         return
@@ -201,6 +206,30 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] != "run":
         _fail(f"unknown command {args[0]!r}: {COMMANDS}")
     run(args[1:])
+
+
+def console(args: list[str]) -> None:
+    """``hotpath console``: the live figures of a running ``hotpath run``, in the terminal."""
+    parser = _Parser(prog="hotpath console", description="Watch a running hotpath run live.")
+    parser.add_argument(
+        "--port", type=int, default=None, help="its server's port (HOTPATH_MCP_PORT, 6771)"
+    )
+    parser.add_argument("--token", default=None, help="its token (HOTPATH_MCP_AUTH_TOKEN)")
+    options = parser.parse_args(args)
+    port = options.port
+    if port is None:
+        text = os.environ.get("HOTPATH_MCP_PORT", "6771")
+        if not text.isdigit():
+            _fail(f"HOTPATH_MCP_PORT must be a port number, got {text!r}")
+        port = int(text)
+    if not 1 <= port <= 65535:
+        _fail(f"--port must be from 1 to 65535, got {port}")
+    token = options.token or os.environ.get("HOTPATH_MCP_AUTH_TOKEN") or None
+    try:
+        from hotpath.views.console import Console
+    except ImportError:
+        _fail("the console needs Textual: pip install 'hotpath-profiler[console]'")
+    Console(port, token).run()
 
 
 def compare(args: list[str]) -> None:

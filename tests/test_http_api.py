@@ -39,7 +39,8 @@ MOVING = {
     "rss_bytes", "rss", "rss_max_bytes", "rss_max", "open_fds", "process", "threads",
     "ended_threads", "value", "min", "max", "updates", "updated_at", "cpu_ns", "cpu",
     "self_cpu_ns", "total_cpu_ns", "self_samples", "total_samples", "self_s", "total_s",
-    "stacks", "functions", "truncated_samples", "at", "marks", "known", "problems", "cpu_s", "seconds",
+    "stacks", "functions", "truncated_samples", "at", "marks", "known", "problems", "cpu_s",
+    "seconds",
 }  # fmt: skip
 
 
@@ -135,3 +136,24 @@ def test_the_token_and_the_host_rules_guard_the_api_and_metrics() -> None:
             assert httpx2.get(base + path, headers=web, timeout=30).status_code == 403
     finally:
         assert program.stop() == 0
+
+
+def test_the_grafana_dashboard_names_only_exported_series(service: int) -> None:
+    import json
+    import re
+
+    from support import ROOT
+
+    dashboard = json.loads((ROOT / "grafana" / "hotpath.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"hotpath_[a-z_]+", target["expr"])
+    }
+    text = httpx2.get(f"http://127.0.0.1:{service}/metrics", timeout=30).text
+    # Families are exported even while empty (this fixture has no queues or tasks).
+    families = {family.name for family in text_string_to_metric_families(text)}
+    missing = {n for n in used if not any(n == f or n.startswith(f + "_") for f in families)}
+    # Allocation series exist with --alloc only.
+    assert missing <= {"hotpath_function_allocated_bytes_total"} and len(used) >= 10
