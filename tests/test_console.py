@@ -112,3 +112,27 @@ def test_without_textual_the_console_says_how_to_install_it() -> None:
     assert result.stderr == (
         "hotpath: the console needs Textual: pip install 'hotpath-profiler[console]'\n"
     )
+
+
+def test_a_wrong_token_is_said_not_taken_for_an_ended_program() -> None:
+    from support import clean_env
+
+    port = free_port()
+    program = RunningProgram(
+        "--mcp-port", str(port), "service.py", str(REQUESTS), "120",
+        env=clean_env(HOTPATH_MCP_AUTH_TOKEN="s3cret-token"),
+    )  # fmt: skip
+    program.wait_for("ready 5")
+    program.wait_for(f"[hotpath] MCP server on {url(port)}", stream="stderr")
+
+    async def drive() -> None:
+        for token, seen in (("wrong", False), ("s3cret-token", True)):
+            app = Console(port, token)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await _until(pilot, lambda: app.seen or "refused" in app.status)  # noqa: B023
+                assert app.seen is seen and not app.ended
+
+    try:
+        asyncio.run(drive())
+    finally:
+        assert program.stop() == 0

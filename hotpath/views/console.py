@@ -227,7 +227,15 @@ class Console(App[None]):
         except (OSError, ValueError):
             self.call_from_thread(self.lost)
             return
+        refused = next((a["error"] for a in data.values() if "error" in a), None)
+        if refused is not None:  # a wrong token, or a server that is not hotpath's
+            self.call_from_thread(self.refused, str(refused))
+            return
         self.call_from_thread(self.show, data)
+
+    def refused(self, why: str) -> None:
+        self.status = f"the server on 127.0.0.1:{self.port} refused: {why}"
+        self.query_one("#status", Static).update(self.status)
 
     def lost(self) -> None:
         if self.seen:
