@@ -32,6 +32,7 @@ class Config:
     limit: int = 15
     logs_limit: int = 100
     max_functions: int = 5_000
+    metrics_limit: int = 100  # functions (and entries of each table) /metrics exports
     report: ReportFormat = "table"
     sort: FunctionSort = "self"
     output: str | None = None
@@ -44,7 +45,7 @@ class Config:
     threads_interval_ms: int = 250
     sample_interval_ms: float = 10.0  # the stack sampler's; 0 turns it off
     flame: str | None = None  # where to write the CPU samples at exit
-    follow: bool = True  # profile the program's child processes (forked ones, for now)
+    follow: bool = True  # profile the program's child processes
     recorder: Implementation = "c"
     # Why the pure-Python recorder runs although nobody asked for it, or None.
     recorder_fallback: str | None = None
@@ -174,6 +175,7 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
     limit = setting(options.limit, "HOTPATH_LIMIT")
     logs_limit = environ.get("HOTPATH_LOGS_LIMIT")
     max_functions = environ.get("HOTPATH_MAX_FUNCTIONS")
+    metrics_limit = environ.get("HOTPATH_METRICS_LIMIT")
     interval = environ.get("HOTPATH_THREADS_INTERVAL_MS")
     report = setting(options.report, "HOTPATH_REPORT") or "table"
     if report not in REPORT_FORMATS:
@@ -217,6 +219,11 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Config:
             parse_int(max_functions, "HOTPATH_MAX_FUNCTIONS", 1, 1_000_000)
             if max_functions
             else defaults.max_functions
+        ),
+        metrics_limit=(
+            parse_int(metrics_limit, "HOTPATH_METRICS_LIMIT", 1, 10_000)
+            if metrics_limit
+            else defaults.metrics_limit
         ),
         report=report,
         sort=sort,

@@ -128,6 +128,7 @@ class Session:
             argv=program.argv,
             filters=function_filter.describe(),
             collectors={},
+            metrics_limit=config.metrics_limit,
             percentiles=config.percentiles,
             recorder=config.recorder,
             sort=config.sort,

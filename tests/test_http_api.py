@@ -157,3 +157,16 @@ def test_the_grafana_dashboard_names_only_exported_series(service: int) -> None:
     missing = {n for n in used if not any(n == f or n.startswith(f + "_") for f in families)}
     # Allocation series exist with --alloc only.
     assert missing <= {"hotpath_function_allocated_bytes_total"} and len(used) >= 10
+
+
+def test_the_metrics_limit_bounds_the_functions_exported() -> None:
+    from test_bounded import _store_of
+
+    from hotpath.views.metrics import exposition
+
+    store = _store_of(300)
+    store.info.metrics_limit = 25
+    body, _ = exposition(store)
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    named = {s.labels["function"] for s in families["hotpath_function_calls"].samples}
+    assert len(named) == 25  # the 25 with the most total time, of 300

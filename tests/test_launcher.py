@@ -176,6 +176,12 @@ def test_empty_token_is_refused() -> None:
     assert "HOTPATH_MCP_AUTH_TOKEN" in result.stderr
 
 
+def test_a_bad_metrics_limit_is_refused() -> None:
+    result = hotpath("run", "show.py", cwd=LAUNCHER, env=clean_env(HOTPATH_METRICS_LIMIT="0"))
+    assert (result.returncode, result.stderr.count("\n"), result.stdout) == (2, 1, "")
+    assert "HOTPATH_METRICS_LIMIT" in result.stderr
+
+
 def test_older_python_is_refused_in_one_line() -> None:
     old = subprocess.run(["python3.11", "--version"], capture_output=True, text=True, check=False)
     if old.returncode != 0:

@@ -61,6 +61,7 @@ class RunInfo:
     recorder_fallback: str | None = None  # why the Python one runs, when nobody asked for it
     alloc_unavailable: str | None = None  # why --alloc was asked for and cannot count
     cpu_interval_s: float = 0.0  # how often stacks are sampled; 0: not at all
+    metrics_limit: int = 100  # entries per table /metrics exports (HOTPATH_METRICS_LIMIT)
     pid: int = field(default_factory=os.getpid)
     python: str = field(default_factory=lambda: sys.version.split()[0])
 

@@ -2,7 +2,8 @@
 ``prometheus_client`` (its own families and encoder, no hand-written format).
 
 Label sets are bounded, whatever the program does: functions are the top
-``HOTPATH_METRICS_LIMIT`` (default 100) by total time, and channels, future groups, threads
+``HOTPATH_METRICS_LIMIT`` (default 100, checked at start with the other settings) by total
+time, and channels, future groups, threads
 and gauges the first as many of their tables (each capped at 1,000 already). A series that
 leaves the top N stops being exported; Prometheus marks it stale, as it does for an ended
 process.
@@ -14,24 +15,13 @@ upper edge, so a count can be short by the calls within 2.2% below a bound.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 from hotpath.store import Store
 from hotpath.store.histogram import STEPS, ZERO
 
-DEFAULT_LIMIT = 100
 BOUNDS_S = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
-
-
-def limit() -> int:
-    """``HOTPATH_METRICS_LIMIT``, read when asked (a bad value: the default)."""
-    try:
-        chosen = int(os.environ.get("HOTPATH_METRICS_LIMIT", DEFAULT_LIMIT))
-    except ValueError:
-        return DEFAULT_LIMIT
-    return chosen if 1 <= chosen <= 10_000 else DEFAULT_LIMIT
 
 
 def cumulative(buckets: dict[int, int]) -> list[tuple[str, int]]:
@@ -61,7 +51,7 @@ class _Collector:
             HistogramMetricFamily,
         )
 
-        store, top = self.store, limit()
+        store, top = self.store, self.store.info.metrics_limit
         stats = [s for s in store.function_stats(store.now_ns()) if s.calls]
         stats.sort(key=lambda s: s.total_ns, reverse=True)
         label = ["function"]
