@@ -36,7 +36,9 @@ def test_an_injected_sleep_fails_the_gate_and_a_loose_gate_passes(
     step = rows["compare_app.step"]
     assert (step["calls_before"], step["calls_after"]) == (20, 20)
     assert 150 <= step["change_percent"] <= 250  # 2 ms -> 6 ms at p95
-    assert rows["compare_app.steady"]["status"] == "unchanged"  # 1 ms both times
+    # 1 ms both times: it moves with the machine's load (a CI run saw it 10% faster), never
+    # by what the injected sleep did to `step`.
+    assert abs(rows["compare_app.steady"]["change_percent"]) < 60
     assert result["functions"][0]["name"] == "compare_app.step"  # the worst first
     assert (result["added"], result["removed"]) == ([], [])
 
