@@ -35,7 +35,7 @@ def test_an_injected_sleep_fails_the_gate_and_a_loose_gate_passes(
     rows = {row["name"]: row for row in result["functions"]}
     step = rows["compare_app.step"]
     assert (step["calls_before"], step["calls_after"]) == (20, 20)
-    assert 150 <= step["change_percent"] <= 250  # 2 ms -> 6 ms at p95
+    assert 100 <= step["change_percent"] <= 300  # 2 ms -> 6 ms at p95 (+200%; load moves it)
     # 1 ms both times: it moves with the machine's load (a CI run saw it 10% faster), never
     # by what the injected sleep did to `step`.
     assert abs(rows["compare_app.steady"]["change_percent"]) < 60

@@ -53,7 +53,7 @@ def test_a_window_since_a_mark_counts_exactly_what_came_after(
     top = answer["functions"][0]
     assert top["name"] == "phased.work"  # the one that got slower comes first
     assert (top["calls_before"], top["calls_after"]) == (30, 50)
-    assert 2.2 <= top["avg_ratio"] <= 3.5 and "slower" in top["change"]
+    assert 2.0 <= top["avg_ratio"] <= 4.5 and "slower" in top["change"]  # 1 ms -> 3 ms
     assert answer["summary"].startswith("")
     assert "phased.work" in answer["summary"]
 
