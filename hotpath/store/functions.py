@@ -81,6 +81,10 @@ class CallRecord:
     allocations: Allocations | None = None  # with --alloc: the call's, callees included
 
 
+# AllocationTotals' pairs, in order: what a child's batch and a mark carry of them.
+ALLOCATION_FIELDS = ("every", "total", "child", "running_total", "running_own", "running_child")
+
+
 @dataclass(slots=True)
 class AllocationTotals:
     """Allocations of a function's calls, as the compiled recorder counts them: finished calls,

@@ -23,6 +23,7 @@ from hotpath import stdlib
 from hotpath.store.channels import ChannelReading
 from hotpath.store.cpu import CpuReading
 from hotpath.store.functions import (
+    ALLOCATION_FIELDS,
     Allocations,
     AllocationTotals,
     FunctionInfo,
@@ -64,9 +65,6 @@ class Marked(NamedTuple):
     running_child_ns: int
     allocations: tuple[tuple[int, int], ...] | None  # ALLOCATION_FIELDS' pairs, then buckets
     allocation_buckets: Pairs
-
-
-ALLOCATION_FIELDS = ("every", "total", "child", "running_total", "running_own", "running_child")
 
 
 def marked(stats: FunctionStats) -> Marked:

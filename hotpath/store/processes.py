@@ -16,6 +16,7 @@ from typing import Any
 from hotpath import stdlib
 from hotpath.store.cpu import CpuReading
 from hotpath.store.functions import (
+    ALLOCATION_FIELDS,
     Allocations,
     AllocationTotals,
     FunctionInfo,
@@ -59,13 +60,10 @@ def to_wire(stats: FunctionStats) -> Wire:
     }
 
 
-_ALLOCATION_FIELDS = ("every", "total", "child", "running_total", "running_own", "running_child")
-
-
 def _allocations_wire(allocations: AllocationTotals) -> Wire:
     wire: Wire = {
         name: [getattr(allocations, name).count, getattr(allocations, name).bytes]
-        for name in _ALLOCATION_FIELDS
+        for name in ALLOCATION_FIELDS
     }
     wire["buckets"] = sorted(allocations.buckets.items())
     return wire
@@ -75,7 +73,7 @@ def _allocations(wire: Wire | None) -> AllocationTotals | None:
     if wire is None:
         return None
     pairs = {
-        name: Allocations(int(wire[name][0]), int(wire[name][1])) for name in _ALLOCATION_FIELDS
+        name: Allocations(int(wire[name][0]), int(wire[name][1])) for name in ALLOCATION_FIELDS
     }
     buckets = Counter({int(b): int(n) for b, n in wire["buckets"]})
     return AllocationTotals(buckets=buckets, **pairs)
@@ -332,4 +330,4 @@ def _sum_allocations(mine: AllocationTotals | None, other: AllocationTotals) -> 
 
 
 def _pairs(allocations: AllocationTotals) -> dict[str, Allocations]:
-    return {name: getattr(allocations, name) for name in _ALLOCATION_FIELDS}
+    return {name: getattr(allocations, name) for name in ALLOCATION_FIELDS}
