@@ -15,27 +15,20 @@ attribute read per operation and are never reported.
 from __future__ import annotations
 
 import asyncio
-import linecache
 import queue
-import re
-import sys
 import weakref
 from collections import deque
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 from hotpath import stdlib
 from hotpath.collectors import Collector
 from hotpath.collectors.messages import describe, who
-from hotpath.filters import shown_path
+from hotpath.collectors.sites import Patches, Selects, creating_frame, kind_name, site_name
 from hotpath.recorder import Exclusion, excluded
 from hotpath.store.channels import ChannelEvent, ChannelSite, ChannelTable, LiveQueues
 
 ATTRIBUTE = "_hotpath_channel"
-_ASSIGNED = re.compile(r"^\s*(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)\s*(?::[^=]+)?=(?!=)")
-
-Selects = Callable[[FrameType], bool]
 
 
 class TrackedQueue:
@@ -114,7 +107,7 @@ class ChannelCollector(Collector):
         self.main_name = main_name
         self.selects = selects
         self.root = root
-        self._patched: list[tuple[object, str, object]] = []
+        self._patches = Patches()
         # The live queues of each site, not kept alive: only this collector touches them.
         # Their own lock, never a site's: adding to a WeakSet makes a weakref, which can set
         # off a garbage collection, whose finalizers (``_collected``) take the site's lock.
@@ -149,7 +142,7 @@ class ChannelCollector(Collector):
         exclusion = self.exclusion
         created = excluded(self._created, exclusion)
         for base in (asyncio.Queue, queue.Queue):
-            self._wrap_init(base, created)
+            self._patches.wrap_init(base, created)
         for cls in (
             asyncio.Queue,
             asyncio.PriorityQueue,
@@ -160,22 +153,7 @@ class ChannelCollector(Collector):
         ):
             self._wrap_put_get(cls, exclusion)
         simple = _simple_queue_class(created, exclusion)
-        self._replace(queue, "SimpleQueue", simple)
-
-    def _replace(self, owner: object, name: str, value: object) -> None:
-        self._patched.append((owner, name, getattr(owner, name)))
-        setattr(owner, name, value)
-
-    def _wrap_init(self, cls: type, created: Callable[[Any], None]) -> None:
-        original = cls.__dict__["__init__"]
-
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            original(self, *args, **kwargs)
-            created(self)
-
-        __init__.__qualname__ = original.__qualname__
-        __init__.__doc__ = original.__doc__
-        self._replace(cls, "__init__", __init__)
+        self._patches.replace(queue, "SimpleQueue", simple)
 
     def _wrap_put_get(self, cls: type, exclusion: Exclusion | None) -> None:
         put = cls.__dict__["_put"]
@@ -203,29 +181,26 @@ class ChannelCollector(Collector):
                 received(tracked, item)
             return item
 
-        self._replace(cls, "_put", _put)
-        self._replace(cls, "_get", _get)
+        self._patches.replace(cls, "_put", _put)
+        self._patches.replace(cls, "_get", _get)
 
     def forget_in_child(self) -> None:
         self.uninstall()
 
     def uninstall(self) -> None:
-        while self._patched:
-            owner, name, value = self._patched.pop()
-            setattr(owner, name, value)
+        self._patches.undo()
 
     # -- a queue is created -------------------------------------------------------------------
 
     def _created(self, instance: Any) -> None:
         setattr(instance, ATTRIBUTE, None)
-        frame = _creating_frame(instance)
+        # 2 up from here: 1 the patched __init__, 2 its caller (the program's, or a subclass's)
+        frame = creating_frame(instance, 2)
         if frame is None or not self.selects(frame):
             return
-        file, line = frame.f_code.co_filename, frame.f_lineno
-        location = f"{shown_path(file, self.root)}:{line}"
-        match = _ASSIGNED.match(linecache.getline(file, line))
         kind, order = _kind(instance)
-        site = self.table.site(file, line, match.group(1) if match else location, location, kind)
+        name, location = site_name(frame, self.root)
+        site = self.table.site(frame.f_code.co_filename, frame.f_lineno, name, location, kind)
         if site is None:
             return
         with site.lock:
@@ -242,34 +217,24 @@ def _collected(site: ChannelSite) -> None:
         site.closed += 1
 
 
-def _creating_frame(instance: object) -> FrameType | None:
-    """The program's frame that created ``instance``, past any subclass ``__init__``."""
-    frame = sys._getframe(3)  # 0 this, 1 _created, 2 the patched __init__, 3 its caller
-    while frame is not None and frame.f_code.co_name == "__init__":
-        if frame.f_locals.get("self") is not instance:
-            break
-        frame = frame.f_back  # type: ignore[assignment]
-    return frame
-
-
 _KINDS = (
-    (asyncio.PriorityQueue, "asyncio.PriorityQueue", "priority"),
-    (asyncio.LifoQueue, "asyncio.LifoQueue", "lifo"),
-    (asyncio.Queue, "asyncio.Queue", "fifo"),
-    (queue.PriorityQueue, "queue.PriorityQueue", "priority"),
-    (queue.LifoQueue, "queue.LifoQueue", "lifo"),
-    (queue.Queue, "queue.Queue", "fifo"),
+    (asyncio.PriorityQueue, "asyncio.PriorityQueue"),
+    (asyncio.LifoQueue, "asyncio.LifoQueue"),
+    (asyncio.Queue, "asyncio.Queue"),
+    (queue.PriorityQueue, "queue.PriorityQueue"),
+    (queue.LifoQueue, "queue.LifoQueue"),
+    (queue.Queue, "queue.Queue"),
+    (object, "queue.SimpleQueue"),
 )
 
 
 def _kind(instance: object) -> tuple[str, str]:
-    """The queue class a channel is (with the program's own subclass), and its order."""
-    name, order = next(
-        ((name, order) for cls, name, order in _KINDS if isinstance(instance, cls)),
-        ("queue.SimpleQueue", "fifo"),
-    )
-    own = type(instance).__qualname__
-    return (name if name.endswith("." + own) else f"{name} ({own})"), order
+    """The queue class a channel is (with the program's own subclass), and its order: how
+    receives match sends."""
+    name = kind_name(instance, _KINDS)
+    base = name.partition(" (")[0]
+    order = "priority" if "Priority" in base else "lifo" if "Lifo" in base else "fifo"
+    return name, order
 
 
 def _simple_queue_class(created: Callable[[Any], None], exclusion: Exclusion | None) -> type:

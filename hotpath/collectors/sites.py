@@ -1,0 +1,96 @@
+"""Creation sites: which line of the program made an object, and what the program calls it.
+
+Channels and locks are reported per creation site, named like the program names them: the
+variable or attribute the creating line assigns to (``jobs = asyncio.Queue()`` is "jobs",
+``self.lock = threading.Lock()`` is "lock"), else ``file:line``.
+"""
+
+from __future__ import annotations
+
+import linecache
+import re
+import sys
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any
+
+from hotpath.filters import shown_path
+
+_ASSIGNED = re.compile(r"^\s*(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)\s*(?::[^=]+)?=(?!=)")
+MAX_DECISIONS = 4096  # code objects whose verdict is kept; past it, each creation asks again
+
+Selects = Callable[[FrameType], bool]
+
+
+def creating_frame(instance: object, depth: int) -> FrameType | None:
+    """The program's frame that created ``instance``: ``depth`` frames up from the caller,
+    past any ``__init__`` of a subclass of the program's own."""
+    frame: FrameType | None = sys._getframe(depth + 1)
+    while frame is not None and frame.f_code.co_name == "__init__":
+        if frame.f_locals.get("self") is not instance:
+            break
+        frame = frame.f_back
+    return frame
+
+
+def site_name(frame: FrameType, root: str) -> tuple[str, str]:
+    """(name, location) of the line ``frame`` is at."""
+    file, line = frame.f_code.co_filename, frame.f_lineno
+    location = f"{shown_path(file, root)}:{line}"
+    match = _ASSIGNED.match(linecache.getline(file, line))
+    return (match.group(1) if match else location), location
+
+
+def kind_name(instance: object, kinds: tuple[tuple[type, str], ...]) -> str:
+    """The standard class ``instance`` is (the first of ``kinds`` it is an instance of), with
+    the program's own subclass beside it: "asyncio.Lock (TimedLock)"."""
+    name = next((name for cls, name in kinds if isinstance(instance, cls)), kinds[-1][1])
+    own = type(instance).__qualname__
+    return name if name.endswith("." + own) else f"{name} ({own})"
+
+
+class Verdicts:
+    """Whether objects created in a code object are the program's (the function filter
+    decides), remembered per code object: locks are created often, by the standard library
+    too (every Thread makes three), and a creation the filter declines should cost a lookup."""
+
+    def __init__(self, selects: Selects) -> None:
+        self._selects = selects
+        self._known: dict[CodeType, bool] = {}
+
+    def __call__(self, frame: FrameType) -> bool:
+        code = frame.f_code
+        verdict = self._known.get(code)
+        if verdict is None:
+            verdict = self._selects(frame)
+            if len(self._known) < MAX_DECISIONS:
+                self._known[code] = verdict
+        return verdict
+
+
+class Patches:
+    """What a collector replaced in the standard library, to put back as it was."""
+
+    def __init__(self) -> None:
+        self._replaced: list[tuple[object, str, object]] = []
+
+    def replace(self, owner: object, name: str, value: object) -> None:
+        self._replaced.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    def wrap_init(self, cls: type, created: Callable[[Any], None]) -> None:
+        """``created(instance)`` after each ``cls(...)``, the class itself left as it is."""
+        original = cls.__dict__["__init__"]
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            created(self)
+
+        __init__.__qualname__ = original.__qualname__
+        __init__.__doc__ = original.__doc__
+        self.replace(cls, "__init__", __init__)
+
+    def undo(self) -> None:
+        while self._replaced:
+            owner, name, value = self._replaced.pop()
+            setattr(owner, name, value)
