@@ -80,6 +80,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "_shared.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -100,47 +102,13 @@
 #define SLOT_MASK ((uintptr_t)((1u << SLOT_BITS) - 1))
 #define SLOT_REJECTED 1
 #define MAX_FUNCTIONS ((Py_ssize_t)SLOT_MASK - 2)
-#define STEPS 32      /* histogram buckets per doubling: within 1.1% at the midpoint */
-#define OCTAVES 64
-#define CELLS 1024    /* histogram: the mantissa's top 10 bits index the sub-bucket table */
 #define FRAME_WALK 64 /* frames searched for the one an event is about */
 #define EXACT_CALLS 16 /* durations kept as they are, for exact percentiles of few calls */
 #define ENDED_THREADS 100 /* ended threads whose allocation totals are kept (store/threads.py) */
 
-/* See the invariants: hotpath's own C memory, out of sight of tracemalloc. */
-#define hp_calloc calloc
-#define hp_realloc realloc
-#define hp_free free
-
 #define CO_GEN 0x20
 #define CO_CORO 0x80
 #define CO_ASYNC_GEN 0x200
-
-/* ---------------------------------------------------------------------------------------- */
-/* The clock: the one time.perf_counter_ns() reads, so that timestamps mix with Python's.     */
-
-static inline int64_t
-now_ns(void)
-{
-#if defined(_WIN32)
-    /* What time.perf_counter_ns() reads on Windows (Python's own conversion, for 3.12). */
-    static LARGE_INTEGER frequency;
-    LARGE_INTEGER ticks;
-    if (frequency.QuadPart == 0) {
-        QueryPerformanceFrequency(&frequency);
-    }
-    QueryPerformanceCounter(&ticks);
-    int64_t whole = ticks.QuadPart / frequency.QuadPart;
-    int64_t rest = ticks.QuadPart % frequency.QuadPart;
-    return whole * 1000000000 + rest * 1000000000 / frequency.QuadPart;
-#elif defined(__APPLE__)
-    return (int64_t)clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-#endif
-}
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -151,13 +119,6 @@ typedef struct {
     PyObject *outcome; /* exception type name (strong), or NULL: returned */
     uint64_t allocations, allocated_bytes; /* the call's, callees included */
 } LoggedCall;
-
-/* A histogram of values: 32 buckets per doubling, a page of STEPS counters per octave
-   allocated on first use. */
-typedef struct {
-    uint64_t zeros;
-    uint64_t *octaves[OCTAVES];
-} Histogram;
 
 /* Allocator requests and bytes requested. */
 typedef struct {
@@ -261,12 +222,7 @@ typedef struct Recorder {
         Allocs allocs;
     } ended[ENDED_THREADS];
     Py_ssize_t ended_next, ended_count;
-    /* Histogram buckets without log2() per call (it cost 8-15 ns of ~105 on W1): for a
-       mantissa m in [1, 2), cell_bucket[top 10 bits of m] is floor(STEPS * log2(m)) at the
-       cell's low end, and at most one bucket boundary (bucket_low[b] = 2^(b / STEPS)) lies in
-       a cell, since a cell (0.1%) is narrower than a bucket (2.2%). */
-    unsigned char cell_bucket[CELLS];
-    double bucket_low[STEPS + 1];
+    BucketTable buckets; /* histogram_add's tables */
 } Recorder;
 
 typedef struct {
@@ -294,67 +250,6 @@ give_up(Recorder *r)
     }
     PyErr_Clear();
     return 0;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Histogram: bucket floor(log2(v) * STEPS), as store/histogram.py computes it (the two differ
-   only for a value within a rounding error of a bucket's edge).                             */
-
-static void
-histogram_tables(Recorder *r)
-{
-    for (int b = 0; b <= STEPS; b++) {
-        r->bucket_low[b] = pow(2.0, (double)b / STEPS);
-    }
-    for (int cell = 0; cell < CELLS; cell++) {
-        double low = 1.0 + (double)cell / CELLS;
-        int b = 0;
-        while (b + 1 < STEPS && r->bucket_low[b + 1] <= low) {
-            b++;
-        }
-        r->cell_bucket[cell] = (unsigned char)b;
-    }
-}
-
-static void
-histogram_add(const Recorder *r, Histogram *h, int64_t value)
-{
-    if (value <= 0) {
-        h->zeros++;
-        return;
-    }
-    /* The double's exponent is the octave; its mantissa's top bits find the step. */
-    double as_double = (double)value;
-    uint64_t bits;
-    memcpy(&bits, &as_double, sizeof bits);
-    int octave = (int)((bits >> 52) & 0x7FF) - 1023;
-    uint64_t fraction = bits & ((UINT64_C(1) << 52) - 1);
-    int step = r->cell_bucket[fraction >> (52 - 10)];
-    double mantissa = 1.0 + (double)fraction / (double)(UINT64_C(1) << 52);
-    if (mantissa >= r->bucket_low[step + 1]) {
-        step++;
-    }
-    if (octave >= OCTAVES) {
-        octave = OCTAVES - 1;
-    }
-    uint64_t *page = h->octaves[octave];
-    if (page == NULL) {
-        page = hp_calloc(STEPS, sizeof(uint64_t));
-        if (page == NULL) {
-            return; /* the count is kept; only its bucket is lost */
-        }
-        h->octaves[octave] = page;
-    }
-    page[step]++;
-}
-
-static void
-histogram_free(Histogram *h)
-{
-    for (int o = 0; o < OCTAVES; o++) {
-        hp_free(h->octaves[o]);
-        h->octaves[o] = NULL;
-    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1102,14 +997,14 @@ finish_call(Recorder *r, ThreadRec *t, Function *fn, int64_t duration, int64_t e
     }
     fn->completed++;
     fn->all_ns += duration;
-    histogram_add(r, &fn->durations, duration);
+    histogram_add(&r->buckets, &fn->durations, duration);
     if (r->count_allocations) {
         allocs_add(&fn->alloc_all, allocs);
         if (fn->alloc_bytes == NULL) {
             fn->alloc_bytes = hp_calloc(1, sizeof(Histogram));
         }
         if (fn->alloc_bytes != NULL) {
-            histogram_add(r, fn->alloc_bytes, (int64_t)allocs.bytes);
+            histogram_add(&r->buckets, fn->alloc_bytes, (int64_t)allocs.bytes);
         }
     }
     if (r->log_limit > 0 && t->identity != NULL) {
@@ -1605,11 +1500,6 @@ on_yield(Recorder *r, PyObject *const *args, Py_ssize_t nargs)
    runs); phase two builds the answer from the copy.                                        */
 
 typedef struct {
-    uint64_t zeros;
-    uint64_t *buckets; /* OCTAVES * STEPS counts, or NULL when there were none */
-} HistogramCopy;
-
-typedef struct {
     Function *fn;
     PyObject *info, *error_types; /* strong */
     int64_t completed, all_ns, total_ns, child_ns, active_ns, starts, errors, min_ns, max_ns;
@@ -1622,53 +1512,6 @@ typedef struct {
     HistogramCopy durations, alloc_bytes;
     Allocs alloc_all, alloc_total, alloc_child;
 } FunctionCopy;
-
-/* Copies without making a Python object; -1 when out of memory. */
-static int
-histogram_copy(HistogramCopy *c, const Histogram *h)
-{
-    c->zeros = h->zeros;
-    for (int o = 0; o < OCTAVES; o++) {
-        if (h->octaves[o] == NULL) {
-            continue;
-        }
-        if (c->buckets == NULL) {
-            c->buckets = hp_calloc(OCTAVES * STEPS, sizeof(uint64_t));
-            if (c->buckets == NULL) {
-                return -1;
-            }
-        }
-        memcpy(c->buckets + o * STEPS, h->octaves[o], STEPS * sizeof(uint64_t));
-    }
-    return 0;
-}
-
-/* {bucket: count}, bucket -1 holding the zeros, as store/histogram.py keeps them. */
-static PyObject *
-buckets_dict(const HistogramCopy *c)
-{
-    PyObject *dict = PyDict_New();
-    if (dict == NULL) {
-        return NULL;
-    }
-    for (int b = -1; b < OCTAVES * STEPS; b++) {
-        uint64_t count = b < 0 ? c->zeros : (c->buckets != NULL ? c->buckets[b] : 0);
-        if (count == 0) {
-            continue;
-        }
-        PyObject *key = PyLong_FromLong(b);
-        PyObject *value = PyLong_FromUnsignedLongLong(count);
-        if (key == NULL || value == NULL || PyDict_SetItem(dict, key, value) < 0) {
-            Py_XDECREF(key);
-            Py_XDECREF(value);
-            Py_DECREF(dict);
-            return NULL;
-        }
-        Py_DECREF(key);
-        Py_DECREF(value);
-    }
-    return dict;
-}
 
 static PyObject *
 Recorder_read(Recorder *r, PyObject *arg)
@@ -2137,7 +1980,7 @@ Recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     r->log_limit = log_limit;
     r->max_activations = max_activations;
     r->count_allocations = count_allocations;
-    histogram_tables(r);
+    bucket_table_init(&r->buckets);
     /* A tag of its own, never 0 (an empty co_extra slot) and within the bits above the slot. */
     uintptr_t tags = (UINTPTR_MAX >> SLOT_BITS);
     r->tag = (uintptr_t)(++state->recorders % tags);
