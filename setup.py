@@ -37,12 +37,15 @@ class OptionalBuildExt(build_ext):
 
 extensions = []
 if not sysconfig.get_config_var("Py_GIL_DISABLED"):
-    extensions.append(
-        Extension(
-            "hotpath.recorder._crecorder",
-            sources=["hotpath/recorder/_crecorder.c"],
-            extra_compile_args=[] if sys.platform == "win32" else ["-std=c99", "-O2"],
+    # The recorder and the tracked thread locks: one module each, sharing _shared.h.
+    for module in ("_crecorder", "_locks"):
+        extensions.append(
+            Extension(
+                f"hotpath.recorder.{module}",
+                sources=[f"hotpath/recorder/{module}.c"],
+                depends=["hotpath/recorder/_shared.h"],
+                extra_compile_args=[] if sys.platform == "win32" else ["-std=c99", "-O2"],
+            )
         )
-    )
 
 setup(ext_modules=extensions, cmdclass={"build_ext": OptionalBuildExt})

@@ -48,6 +48,16 @@ def get_native_id(native_id: Callable[[], int] = _thread.get_native_id) -> int:
     return native_id()
 
 
+def thread_of_caller(
+    active: dict[int, threading.Thread] = threading._active,  # type: ignore[attr-defined]
+    ident: Callable[[], int] = _thread.get_ident,
+) -> threading.Thread | int:
+    """The calling thread's Thread, or its ident for a thread threading does not know
+    (current_thread() would register a dummy Thread for it, which the program would see)."""
+    key = ident()
+    return active.get(key) or key
+
+
 def new_lock(allocate: Callable[[], Any] = _thread.allocate_lock) -> _thread.LockType:
     lock: _thread.LockType = allocate()
     return lock
