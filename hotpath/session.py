@@ -26,6 +26,7 @@ from hotpath.collectors.channels import ChannelCollector
 from hotpath.collectors.children import ChildReceiver
 from hotpath.collectors.event_loops import LoopRegistry
 from hotpath.collectors.gauges import ProgramGauges
+from hotpath.collectors.locks import LockCollector
 from hotpath.collectors.memory import MemoryCollector
 from hotpath.collectors.sampler import Sampler, needs_psutil
 from hotpath.collectors.stacks import StackSampler
@@ -82,21 +83,34 @@ def build_collectors(
     exclusion = timing.recorder.exclusion
     tasks.exclusion = exclusion
     loops = LoopRegistry()
+
+    def selects(frame: FrameType) -> bool:
+        """Whether an object created in ``frame`` is the program's."""
+        return function_filter.selects(
+            qualified_name(frame.f_code, frame, name), frame.f_code.co_filename
+        )
+
     # In this order: their entries in profiler_status, and the order every hook runs in
     # (the sampler imports psutil before tracemalloc may start; timing starts last).
     collectors: list[Collector] = [
         timing,
         ChannelCollector(
             store.channels,
-            lambda frame: function_filter.selects(
-                qualified_name(frame.f_code, frame, name), frame.f_code.co_filename
-            ),
+            selects,
             root,
             name,
             exclusion,
         ),
         tasks,
         streams,
+        LockCollector(
+            store.locks,
+            selects,
+            root,
+            config.logs_limit,
+            config.recorder,
+            exclusion,
+        ),
         Sampler(store, store.info.sample_interval_s, loops, enabled=sample),
         MemoryCollector(store.memory, from_start=config.alloc_sites and not child),
         loops,

@@ -149,13 +149,16 @@ class StackSampler(SamplingThread):
             code = current.f_code
             if code is self._outermost:
                 return path[::-1]
-            if not table.knows(code):
-                table.name(code, qualified_name(code, current, self.main_name))
-            # Past the table's cap a code object has no name and is not kept alive: its id
-            # could pass to another one, so it counts as code 0, "other code".
-            key = id(code) if table.knows(code) else 0
-            path.append((key, current.f_lineno or 0))
             outermost = code
+            # hotpath's frames inside the program's (a tracked lock's or queue's method)
+            # are not the program's: their time is their caller's, as a C call's is.
+            if not code.co_filename.startswith(self._own):
+                if not table.knows(code):
+                    table.name(code, qualified_name(code, current, self.main_name))
+                # Past the table's cap a code object has no name and is not kept alive: its
+                # id could pass to another one, so it counts as code 0, "other code".
+                key = id(code) if table.knows(code) else 0
+                path.append((key, current.f_lineno or 0))
             current = current.f_back
         if current is None and (
             (main and self._main_is_hotpaths) or outermost.co_filename.startswith(self._own)

@@ -27,6 +27,7 @@ from hotpath.store.cpu import CpuReading, CpuTable, merged
 from hotpath.store.functions import FunctionSort, FunctionStats, FunctionTable
 from hotpath.store.futures import FutureTable
 from hotpath.store.gauges import GaugeTable
+from hotpath.store.locks import LockTable
 from hotpath.store.marks import (
     Mark,
     Marks,
@@ -35,6 +36,7 @@ from hotpath.store.marks import (
     function_key,
     function_since,
     future_since,
+    lock_since,
     marked,
     stream_since,
 )
@@ -77,6 +79,7 @@ class Store:
         self.channels = ChannelTable(log_limit)
         self.futures = FutureTable(log_limit)
         self.streams = StreamTable(log_limit)
+        self.locks = LockTable()
         self.cpu = CpuTable(info.cpu_interval_s)
         self.processes = ProcessTable()
         self.marks = Marks()
@@ -120,13 +123,14 @@ class Store:
             {reading.id: reading for reading in self.futures.read()},
             {reading.id: reading for reading in self.streams.read()},
             self.cpu.read(),
+            {reading.id: reading for reading in self.locks.read()},
         )
         self.marks.add(mark)
         return mark
 
     def since(self, mark: Mark) -> Store:
         """This store read as the window from ``mark`` to now: wall time, functions,
-        channels, futures, streams and CPU samples since it; the rest as it is now."""
+        channels, futures, streams, locks and CPU samples since it; the rest as it is now."""
         scoped = copy.copy(self)
         scoped.window = mark
         scoped.started_ns = mark.at_ns
@@ -134,6 +138,7 @@ class Store:
         scoped.channels = WindowTable(self.channels, mark.channels, channel_since, mark.at_ns)  # type: ignore[assignment]
         scoped.futures = WindowTable(self.futures, mark.futures, future_since, mark.at_ns)  # type: ignore[assignment]
         scoped.streams = WindowTable(self.streams, mark.streams, stream_since, mark.at_ns)  # type: ignore[assignment]
+        scoped.locks = WindowTable(self.locks, mark.locks, lock_since, mark.at_ns)  # type: ignore[assignment]
         return scoped
 
     def for_process(self, pid: int) -> Store | None:

@@ -32,6 +32,7 @@ from hotpath.store.functions import (
 )
 from hotpath.store.futures import FutureReading
 from hotpath.store.histogram import DistributionReading, bucket_value
+from hotpath.store.locks import LockReading
 from hotpath.store.streams import StreamReading
 
 MAX_MARKS = 20
@@ -119,6 +120,7 @@ class Mark:
     futures: dict[int, FutureReading]
     streams: dict[int, StreamReading]
     cpu: CpuReading  # this process's samples (a window of merged trees is not stable)
+    locks: dict[int, LockReading]
 
 
 class Marks:
@@ -303,6 +305,21 @@ def stream_since(now: StreamReading, before: StreamReading | None, at_ns: int) -
     )
 
 
+def lock_since(now: LockReading, before: LockReading | None, at_ns: int) -> LockReading:
+    """Acquisitions, waits and holds in the window; holders, waiters and instances alive
+    as they are now."""
+    if before is None:
+        return now
+    return now._replace(
+        **_minus(now, before, "created", "acquisitions", "contended", "failed", "timeouts"),
+        **_minus(now, before, "wait_ns", "wait_timeouts"),
+        wait=distribution_since(now.wait, before.wait),
+        hold=distribution_since(now.hold, before.hold),
+        waits=distribution_since(now.waits, before.waits),
+        first_ns=max(now.first_ns, at_ns),
+    )
+
+
 class WindowTable:
     """A table read as a window: ``read()`` gives each entry's figures since the mark; the
     rest (logs, lookups, counts of dropped entries) is the table's own."""
@@ -310,7 +327,7 @@ class WindowTable:
     def __init__(
         self,
         table: Any,
-        before: dict[int, Any],  # readings of one table: channels, futures or streams
+        before: dict[int, Any],  # readings of one table: channels, futures, streams, locks
         since: Callable[[Any, Any, int], Any],
         at_ns: int,
     ) -> None:

@@ -57,7 +57,8 @@ def _check_label(label: str) -> str:
 def find_mark(store: Store, label: str) -> Mark:
     """The mark named ``label``, or the run's start for ``"start"``."""
     if label == START:
-        return Mark(START, store.started_ns, {}, {}, {}, {}, CpuTable(store.cpu.interval_s).read())
+        empty = CpuTable(store.cpu.interval_s).read()
+        return Mark(START, store.started_ns, {}, {}, {}, {}, empty, {})
     for mark in store.marks.read():
         if mark.label == label:
             return mark

@@ -3,7 +3,7 @@
 
 Label sets are bounded, whatever the program does: functions are the top
 ``HOTPATH_METRICS_LIMIT`` (default 100, checked at start with the other settings) by total
-time, and channels, future groups, threads
+time, and channels, locks, future groups, threads
 and gauges the first as many of their tables (each capped at 1,000 already). A series that
 leaves the top N stops being exported; Prometheus marks it stale, as it does for an ended
 process.
@@ -102,6 +102,29 @@ class _Collector:
             received.add_metric(site, channel.received)
             size.add_metric(site, channel.queue_size)
         yield from (sent, received, size)
+
+        label = ["lock"]
+        acquired = CounterMetricFamily(
+            "hotpath_lock_acquisitions", "Acquisitions of the program's locks", labels=label
+        )
+        contended = CounterMetricFamily(
+            "hotpath_lock_contended", "Acquisitions that had to wait", labels=label
+        )
+        waited = CounterMetricFamily(
+            "hotpath_lock_wait_seconds", "Time spent waiting to acquire", labels=label
+        )
+        held = CounterMetricFamily("hotpath_lock_hold_seconds", "Time held", labels=label)
+        waiting = GaugeMetricFamily(
+            "hotpath_lock_waiting", "Threads or tasks waiting to acquire now", labels=label
+        )
+        for lock in sorted(store.locks.read(), key=lambda lock: lock.wait_ns, reverse=True)[:top]:
+            site = [f"{lock.name} ({lock.location})"]
+            acquired.add_metric(site, lock.acquisitions)
+            contended.add_metric(site, lock.contended)
+            waited.add_metric(site, lock.wait_ns / 1e9)
+            held.add_metric(site, lock.hold.total / 1e9)
+            waiting.add_metric(site, lock.waiting)
+        yield from (acquired, contended, waited, held, waiting)
 
         tasks = GaugeMetricFamily(
             "hotpath_futures", "asyncio tasks by state", labels=["group", "state"]

@@ -31,6 +31,7 @@ from hotpath.views import (
     functions,
     futures,
     gauges,
+    locks,
     marks,
     memory,
     processes,
@@ -425,6 +426,47 @@ TOOLS: tuple[Tool, ...] = (
         says=(
             "the {count} most recent items of {stream[name]}, newest first",
             "no item from {stream[name]} yet",
+        ),
+    ),
+    Tool(
+        "locks",
+        locks.locks,
+        locks.LOCKS,
+        "summary",
+        (
+            "Locks the program creates (threading Lock, RLock, Semaphore, BoundedSemaphore, "
+            "Condition, Event; asyncio Lock, Semaphore, Condition, Event), one entry per creation "
+            "site, sorted by total wait (the time threads or tasks spent blocked on it, the number "
+            "that hurts): acquisitions, contended ones (had to wait), wait and hold times (total, "
+            "avg, percentiles, max), timeouts and failed non-blocking tries, Condition/Event "
+            "wait() calls, and now: who holds it and for how long, how many wait. Answers "
+            f"'which lock is contended?' and 'who holds it now?'. {LIMIT_DOC}"
+        ),
+        report_key="locks",
+        from_children=("locks",),
+        rows=("locks",),
+        says=(
+            (
+                "{row[name]} is the most waited-for lock: {row[wait_total]} waited in "
+                "{row[contended]:,} of {row[acquisitions]:,} acquisitions; {row[state]} now "
+                "({total_locks} locks)"
+            ),
+            "no lock of the program's seen yet",
+        ),
+    ),
+    Tool(
+        "lock_logs",
+        locks.lock_logs,
+        locks.LOCK_LOGS,
+        "logs",
+        (
+            "Recent holds of one lock, newest first: who held it, how long it waited for it, how "
+            f"long it held it, and the function that took it. lock_name {NAME_DOC}. {LIMIT_DOC}"
+        ),
+        rows=("logs",),
+        says=(
+            "the {count} most recent holds of {lock[name]}, newest first",
+            "{lock[name]} has not been held and released yet",
         ),
     ),
     Tool(

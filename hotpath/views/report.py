@@ -146,6 +146,11 @@ class Section:
         return _table(title, headers, [[cell(row) for _, cell in columns] for row in rows])
 
 
+def _site(row: JSON) -> str:
+    """A site's name, with where it is unless the name is where it is."""
+    return f"{row['name']} ({row['location']})" if row["name"] != row["location"] else row["name"]
+
+
 def _field(key: str) -> Cell:
     return lambda row: str(row[key])
 
@@ -232,14 +237,7 @@ SECTIONS = (
         "channels, by send rate",
         _total("total_channels"),
         (
-            (
-                "Channel",
-                lambda row: (
-                    f"{row['name']} ({row['location']})"
-                    if row["name"] != row["location"]
-                    else row["name"]
-                ),
-            ),
+            ("Channel", _site),
             ("Kind", _field("kind")),
             ("Capacity", _field("capacity")),
             ("Sent", _count("sent")),
@@ -276,6 +274,23 @@ SECTIONS = (
             ("Exhausted", _count("exhausted")),
             ("Closed early", _count("closed_early")),
             ("Active", _count("active")),
+        ),
+    ),
+    Section(
+        "locks",
+        "locks, by total wait",
+        _total("total_locks"),
+        (
+            ("Lock", _site),
+            ("Kind", _field("kind")),
+            ("Acquired", _count("acquisitions")),
+            ("Contended", _count("contended")),
+            ("Wait", _field("wait_total")),
+            ("Avg wait", lambda row: _duration_or_dash(row["wait"]["avg_ns"])),
+            ("Avg hold", lambda row: _duration_or_dash(row["hold"]["avg_ns"])),
+            ("Max hold", lambda row: _duration_or_dash(row["hold"]["max_ns"])),
+            ("Waits", lambda row: f"{row['cond_waits']['count']:,}"),
+            ("State", _field("state")),
         ),
     ),
     Section(
