@@ -168,14 +168,22 @@ def test_every_tool_answers(service: int) -> None:
             arguments[key] = known.get(key, "process_request")
         calls.append((name, arguments))
     results = dict(zip(TOOL_NAMES, call_many(service, calls), strict=True))
-    # service.py has no queues, tasks or async generators: asking for one by name is an error.
-    empty = {"channel_logs": "channel", "future_logs": "future", "stream_logs": "stream"}
+    # service.py has no queues, tasks or async generators, and no lock called process_request:
+    # asking for one by name is an error.
+    empty = {
+        "channel_logs": "channel",
+        "future_logs": "future",
+        "stream_logs": "stream",
+        "lock_logs": "lock",
+    }
     for tool, kind in empty.items():
         assert results[tool].is_error
         assert f"no {kind} named 'process_request'" in results[tool].content[0].text
     assert not any(r.is_error for name, r in results.items() if name not in empty)
     for section in ("channels", "futures", "streams"):
         assert results[section].structured_content[section] == []
+    (event,) = results["locks"].structured_content["locks"]  # its own `closed`, nothing else
+    assert (event["name"], event["kind"]) == ("closed", "threading.Event")
     status = results["profiler_status"].structured_content
     assert status["argv"] == ["service.py", str(REQUESTS), "120"]
     assert status["collectors"]["timing"] is True and status["collectors"]["alloc"] is False

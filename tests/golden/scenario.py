@@ -16,11 +16,13 @@ import asyncio
 import gc
 import queue
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import CodeType
 
 from hotpath.collectors.channels import ChannelCollector
+from hotpath.collectors.locks import LockCollector
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
 from hotpath.filters import FunctionFilter
@@ -328,6 +330,29 @@ async def _main(clock: Clock, tasks: TaskCollector, during: Callable[[], object]
     with_error.exception()
 
 
+HELD: list[object] = []  # what the scenario leaves held, alive while its answers are read
+
+
+def _locks(clock: Clock) -> None:
+    guard = threading.Lock()
+    HELD.append(guard)
+    for hold in (2, 5):
+        with guard:
+            clock.advance(hold)
+    guard.acquire()
+    assert not guard.acquire(False)  # held: a failed try
+    clock.advance(4)  # and still held at the end
+    nested = threading.RLock()
+    with nested, nested:
+        clock.advance(3)
+    slots = threading.Semaphore(2)
+    with slots:
+        clock.advance(1)
+    ready = threading.Event()
+    ready.set()
+    ready.wait(0)
+
+
 def _streams(store: Store, clock: Clock, streams: StreamCollector) -> None:
     info = next(f for f in store.functions.functions if f.qualname == "ticks")
     first = streams.opened(info)
@@ -368,6 +393,7 @@ def build(clock: Clock, during: Callable[[Store], object]) -> Store:
             "channels": True,
             "futures": True,
             "streams": True,
+            "locks": True,
             "threads": True,
             "gauges": True,
             "cpu": True,
@@ -393,12 +419,17 @@ def build(clock: Clock, during: Callable[[Store], object]) -> Store:
 
     channels = ChannelCollector(store.channels, selects, HERE, "app")
     tasks = TaskCollector(store.futures, lambda name, file: file == FILE, "app", HERE)
+    # The Python twin of the tracked locks: it reads the scenario's clock.
+    locks = LockCollector(store.locks, selects, HERE, 100, "python")
     channels.install()
     tasks.install()
+    locks.install()
     try:
         _queues(clock)
         asyncio.run(_main(clock, tasks, lambda: during(store)))
+        _locks(clock)
     finally:
+        locks.uninstall()
         tasks.uninstall()
         channels.uninstall()
     _streams(store, clock, StreamCollector(store.streams, HERE, "app"))
