@@ -1,7 +1,7 @@
 """hotpath's benchmarks: its cost against bare python and its peers, side by side in one run.
 
     python benchmarks/run.py [--quick] [--rounds N]
-        [--only overhead,sampler,startup,mcp,memory,exit,children,marks]
+        [--only overhead,sampler,startup,mcp,memory,exit,children,marks,locks]
 
 Every ratio is measured in one run, alternating the commands round by round after a warm-up
 round, against the bare run of the same round; the table shows the median ratio and its
@@ -262,6 +262,39 @@ def children(rounds: int, forks: int, items: int) -> dict[str, Any]:
         "added_fork_start_ms": figures["hotpath"]["fork_start_ms"] - bare["fork_start_ms"],
         "added_fork_exit_ms": figures["hotpath"]["fork_exit_ms"] - bare["fork_exit_ms"],
         "spawn_pool_ratio": figures["hotpath"]["spawn_pool_s"] / bare["spawn_pool_s"],
+    }
+
+
+LOCK_CASES = ("lock_with_ns", "lock_acquire_release_ns", "rlock_with_ns", "contended_with_ns")
+
+
+def locks(rounds: int, scale: int) -> dict[str, Any]:
+    """W7: ns per acquire/release pair of the program's own locks, bare and under hotpath
+    (compiled and Python twins of the tracked locks), alternating round by round after a
+    warm-up round; medians, and what hotpath adds to each."""
+    commands: dict[str, Command] = {
+        "python": ([PY], {}),
+        "hotpath": ([*HOTPATH, "--no-mcp"], {}),
+        "hotpath, Python recorder": ([*HOTPATH, "--no-mcp"], {"HOTPATH_RECORDER": "python"}),
+    }
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+    for round_ in range(rounds + 1):
+        for name, command in commands.items():
+            figures = run_workload(command, "w7_locks", scale)
+            if round_:
+                runs[name].append(figures)
+    medians = {
+        name: {case: statistics.median(run[case] for run in kept) for case in LOCK_CASES}
+        for name, kept in runs.items()
+    }
+    bare = medians["python"]
+    return {
+        "ns_per_pair": medians,
+        "added_ns": {
+            name: {case: figures[case] - bare[case] for case in LOCK_CASES}
+            for name, figures in medians.items()
+            if name != "python"
+        },
     }
 
 
@@ -663,7 +696,9 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, help="measured rounds per command (default 5; quick 3)"
     )
-    parser.add_argument("--only", default="overhead,sampler,startup,mcp,memory,exit,children,marks")
+    parser.add_argument(
+        "--only", default="overhead,sampler,startup,mcp,memory,exit,children,marks,locks"
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 5)
@@ -689,6 +724,7 @@ def main() -> None:
         "exit": lambda: exit_delay(100_000 if args.quick else 1_000_000, 1 if args.quick else 3),
         "children": lambda: children(rounds, 20 if args.quick else 100, 40 if args.quick else 400),
         "marks": lambda: marks(rounds, (100,) if args.quick else (500, 5000)),
+        "locks": lambda: locks(rounds, scale),
     }
     if "overhead" in wanted:
         wanted.add("per_call")
@@ -708,7 +744,7 @@ def main() -> None:
         print("\nAdded cost per call on w1_calls (ns):")
         for name, ns in results["per_call"].items():
             print(f"  {name}: {ns:.0f}")
-    for name in ("sampler", "startup", "mcp", "memory", "exit", "children", "marks"):
+    for name in ("sampler", "startup", "mcp", "memory", "exit", "children", "marks", "locks"):
         if name in results:
             print(f"\n{name}: {json.dumps(results[name], indent=1)}")
 
