@@ -25,10 +25,10 @@ stamp="$venv/.installed${extras:+-$extras}"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-# Reinstall when the packaging or the compiled recorder's source changed: an editable install
-# builds the extension once, in place.
+# Reinstall when the packaging or the C sources changed: an editable install builds the
+# extensions once, in place.
 stale=false
-for source in "$root/pyproject.toml" "$root/setup.py" "$root/hotpath/recorder/_crecorder.c"; do
+for source in "$root/pyproject.toml" "$root/setup.py" "$root"/hotpath/recorder/*.[ch]; do
     if [ ! -f "$stamp" ] || [ "$source" -nt "$stamp" ]; then stale=true; fi
 done
 if $stale; then
