@@ -7,10 +7,10 @@ from __future__ import annotations
 import _thread
 import gc
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -186,7 +186,7 @@ def test_locks_behave_exactly_as_without_hotpath() -> None:
     assert actual.stderr == expected.stderr  # the uncaught error's traceback too
 
 
-def test_the_report_shows_the_locks_table(tmp_path: Path) -> None:
+def test_the_report_shows_the_locks_table() -> None:
     result = hotpath("run", "--no-mcp", "locks.py")
     assert result.returncode == 0, result.stderr
     table = result.stderr[result.stderr.index("locks, by total wait") :]
@@ -282,3 +282,72 @@ def test_waiters_are_counted_while_they_wait() -> None:
         thread.join()
     reading = account.read()
     assert (reading.acquisitions, reading.contended, lock._hotpath_state()[2]) == (4, 3, 0)
+
+
+def test_a_semaphore_acquired_and_never_released_keeps_a_bounded_list() -> None:
+    from hotpath.collectors.locks import ATTRIBUTE, MAX_OPEN, LockCollector
+    from hotpath.store.locks import LockTable
+
+    table = LockTable()
+    here = test_a_semaphore_acquired_and_never_released_keeps_a_bounded_list.__code__
+    collector = LockCollector(table, lambda frame: frame.f_code is here, "/", 10, RECORDER)
+    collector.install()
+    try:
+        permits = threading.Semaphore(3 * MAX_OPEN)
+        for _ in range(3 * MAX_OPEN):
+            permits.acquire()
+    finally:
+        collector.uninstall()
+    assert len(getattr(permits, ATTRIBUTE).open) == MAX_OPEN
+    (reading,) = table.read()
+    assert (reading.name, reading.kind) == ("permits", "threading.Semaphore")
+    assert reading.acquisitions == 3 * MAX_OPEN
+    assert len(reading.holders) == MAX_OPEN
+    permits.release(3 * MAX_OPEN)
+    assert table.read()[0].hold.count == MAX_OPEN
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")  # on purpose
+def test_a_fork_while_hotpath_reads_a_lock_leaves_the_childs_locks_usable() -> None:
+    """A reading (the MCP server's thread) may hold a site's or an account's lock when the
+    program forks: the child's tracked semaphores, events and asyncio locks must not wait
+    on it for ever."""
+    from hotpath.collectors.locks import ATTRIBUTE, LockCollector
+    from hotpath.store.locks import LockTable
+
+    table = LockTable()
+    here = test_a_fork_while_hotpath_reads_a_lock_leaves_the_childs_locks_usable.__code__
+    collector = LockCollector(table, lambda frame: frame.f_code is here, "/", 10, RECORDER)
+    collector.install()
+    try:
+        slots = threading.Semaphore(1)
+        ready = threading.Event()
+    finally:
+        collector.uninstall()
+    (site, _) = sorted(collector.table.all(), key=lambda site: site.id)
+    held, release = threading.Event(), threading.Event()
+
+    def reader() -> None:  # holds every lock a reading takes, across the fork
+        with site.lock, site.account.lock, getattr(slots, ATTRIBUTE).guard:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    held.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: as the session does at a fork
+        collector.forget_in_child()
+        with slots:
+            ready.set()
+        os._exit(0 if ready.wait(0) else 1)
+    release.set()
+    thread.join()
+    deadline = time.monotonic() + 10
+    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if status[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert status[0] == pid and os.waitstatus_to_exitcode(status[1]) == 0

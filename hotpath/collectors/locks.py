@@ -19,8 +19,9 @@ operation:
   lock's site and reports its ``wait()`` calls.
 
 Errors a tracked semaphore, condition, event or asyncio lock raises (a release too many, a
-cancelled wait) pass through one frame of this module, which their tracebacks show; the
-compiled thread locks add none.
+cancelled wait) pass through one frame of this module: an uncaught one's traceback drops it
+(hotpath/launcher.py), one the program prints itself shows it. The compiled thread locks add
+no frame.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ from hotpath.store.locks import LiveLocks, LockSite, LockTable, Names
 
 ATTRIBUTE = "_hotpath_lock"
 MAX_PROBED = 10_000  # live objects of one site whose holders a reading looks at
+# Holds of one semaphore not released yet that are timed: one acquired again and again and
+# never released (a counter of permits) would otherwise grow a list for ever. Past it,
+# acquisitions are still counted, their holds are not.
+MAX_OPEN = 1_000
 _PASSING = frozenset(  # files whose frames are the lock's, not the function that takes it
     os.path.normcase(os.path.abspath(module.__file__ or ""))
     for module in (threading, asyncio.locks, sys.modules[__name__])
@@ -80,7 +85,8 @@ class Holds:
         """An acquisition: at once (``wait`` None), or after waiting ``wait`` ns."""
         key, who = _holder()
         with self.guard:
-            self.open.append((now, wait or 0, key, who, code))
+            if len(self.open) < MAX_OPEN:
+                self.open.append((now, wait or 0, key, who, code))
         if wait is None:
             self.account.took()
         else:
@@ -205,7 +211,21 @@ class LockCollector(Collector):
         patches.replace(threading.Semaphore, "__enter__", _semaphore_enter)
 
     def forget_in_child(self) -> None:
+        """The program's objects tracked before the fork go on recording in the child, into
+        notes nobody reads there; any Python lock of those notes a thread of hotpath's (a
+        reading) held at the fork would stay held for ever: they start afresh. (The compiled
+        accounts have no lock: the GIL guards them.)"""
         self.uninstall()
+        self._instances_lock._at_fork_reinit()
+        for site, objects in self._instances.items():
+            site.lock._at_fork_reinit()
+            if isinstance(site.account, LockAccount):
+                site.account.lock._at_fork_reinit()
+            for instance in objects:
+                holds = getattr(instance, ATTRIBUTE, None)
+                while holds is not None:  # a condition's, then its own lock's
+                    holds.guard._at_fork_reinit()
+                    holds = getattr(holds.lock, ATTRIBUTE, None)
 
     def uninstall(self) -> None:
         self._patches.undo()
