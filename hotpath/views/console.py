@@ -71,6 +71,10 @@ def _rows(data: JSON) -> dict[str, list[tuple[Any, list[str]]]]:
         flow.append((("stream_logs", "stream_name", row["id"]),
                      ["stream", row["name"], f"{row['items']:,}", f"{row['items_per_s']}/s",
                       row["state"]]))  # fmt: skip
+    for row in data["locks"]["locks"]:  # the rate column: time spent waiting for it
+        flow.append((("lock_logs", "lock_name", row["id"]),
+                     ["lock", row["name"], f"{row['acquisitions']:,}",
+                      f"{row['wait_total']} waited", row["state"]]))  # fmt: skip
     return {
         "functions": [
             (
@@ -221,6 +225,7 @@ class Console(App[None]):
                 "channels": self.source.get("channels", limit=ROWS),
                 "futures": self.source.get("futures", limit=ROWS),
                 "streams": self.source.get("streams", limit=ROWS),
+                "locks": self.source.get("locks", limit=ROWS),
                 "threads": self.source.get("threads", limit=ROWS),
                 "gauges": self.source.get("gauges", limit=ROWS),
             }
