@@ -72,16 +72,19 @@ def test_one_holder_and_three_waiters_give_the_schedules_waits_and_holds(
     assert gate["acquisitions"] == ROUNDS * (WAITERS + 1)
     assert gate["contended"] == ROUNDS * WAITERS == live["measured"]["contended"]
     assert gate["failed_nonblocking"] == gate["timeouts"] == 0
-    # Each waiter waits from the barrier to the holder's release: the 50 ms hold, 30 times.
+    # Each waiter waits from the barrier to the holder's release: the 50 ms hold, 30 times
+    # (each sleep as long as the machine let it be: the fixture's own clock says, within 10%;
+    # a loaded machine oversleeps, never undersleeps).
     schedule = ROUNDS * WAITERS * HOLD_NS
-    assert 0.9 * schedule <= gate["wait_total_ns"] <= 1.1 * schedule
-    assert gate["wait_total_ns"] == pytest.approx(live["measured"]["waited_ns"], rel=0.02)
+    assert gate["wait_total_ns"] == pytest.approx(live["measured"]["waited_ns"], rel=0.1)
+    assert 0.9 * schedule <= gate["wait_total_ns"] <= 1.5 * schedule
     assert gate["wait"]["count"] == ROUNDS * WAITERS
     assert gate["hold"]["count"] == ROUNDS * (WAITERS + 1)
-    holder = [row for row in live["gate_logs"] if row["by"] == "holder"]
+    holder = [row for row in live["gate_logs"] if row["by"] == "holder"][::-1]  # oldest first
     assert len(holder) == ROUNDS
-    for row in holder:
-        assert HOLD_NS <= row["hold_ns"] <= 1.1 * HOLD_NS
+    for row, measured in zip(holder, live["measured"]["holds"], strict=True):
+        assert row["hold_ns"] == pytest.approx(measured, rel=0.1)
+        assert HOLD_NS <= row["hold_ns"] <= 1.5 * HOLD_NS
         assert row["wait_ns"] == 0
         assert row["function"].startswith("holder (locks.py:")
     waiters = [row for row in live["gate_logs"] if row["by"].startswith("waiter-")]
@@ -96,10 +99,13 @@ def test_five_tasks_take_an_asyncio_lock_in_turn(live: dict[str, Any]) -> None:
     assert shared["acquisitions"] == 5
     assert shared["contended"] == 4  # the first finds it free
     # The k-th task waits for the k holds before it: 20 + 40 + 60 + 80 ms.
-    assert 0.9 * 200 * MS <= shared["wait_total_ns"] <= 1.1 * 200 * MS
-    holds = [row["hold_ns"] for row in live["shared_logs"]]
-    assert len(holds) == 5
-    assert all(20 * MS <= hold <= 1.1 * 20 * MS for hold in holds)
+    measured = live["measured"]
+    assert shared["wait_total_ns"] == pytest.approx(sum(measured["task_waits"]), rel=0.1)
+    assert 0.9 * 200 * MS <= shared["wait_total_ns"] <= 1.5 * 200 * MS
+    holds = [row["hold_ns"] for row in live["shared_logs"]][::-1]
+    for hold, expected in zip(holds, measured["task_holds"], strict=True):
+        assert hold == pytest.approx(expected, rel=0.1)
+        assert 20 * MS <= hold <= 1.5 * 20 * MS
     assert {row["by"] for row in live["shared_logs"]} == {f"Task-{i}" for i in range(2, 7)}
     assert all(row["function"].startswith("tasks.<locals>.take (") for row in live["shared_logs"])
 
@@ -109,14 +115,10 @@ def test_a_semaphore_of_two_lets_two_of_four_workers_wait(live: dict[str, Any]) 
     assert pool["kind"] == "threading.Semaphore"
     assert (pool["acquisitions"], pool["contended"]) == (4, 2)
     # Workers three and four wait for a first hold of 30 ms each.
-    assert 0.9 * 60 * MS <= pool["wait_total_ns"] <= 1.1 * 60 * MS + 10 * MS
+    assert pool["wait_total_ns"] == pytest.approx(sum(live["measured"]["pooled"]), rel=0.1)
+    assert 0.9 * 60 * MS <= pool["wait_total_ns"] <= 1.5 * 60 * MS
     assert pool["hold"]["count"] == 4
-    assert 30 * MS <= pool["hold"]["max_ns"] <= 1.1 * 30 * MS + bucket_error(30 * MS)
-
-
-def bucket_error(value: float) -> float:
-    """How far a histogram's reported figure may be from the value (its bucket's width)."""
-    return value * (2 ** (1 / 32) - 1)
+    assert 30 * MS <= pool["hold"]["max_ns"] <= 1.5 * 30 * MS
 
 
 def test_an_rlock_taken_three_deep_counts_one_hold_each_time(live: dict[str, Any]) -> None:
@@ -351,3 +353,26 @@ def test_a_fork_while_hotpath_reads_a_lock_leaves_the_childs_locks_usable() -> N
         os.kill(pid, 9)
         os.waitpid(pid, 0)
     assert status[0] == pid and os.waitstatus_to_exitcode(status[1]) == 0
+
+
+def test_a_line_that_creates_a_lock_and_a_semaphore_tracks_both() -> None:
+    """Thread locks record into the recorder twin's account, semaphores into a Python one:
+    one line making both gets an entry of each, and both work."""
+    from hotpath.collectors.locks import LockCollector
+    from hotpath.store.locks import LockTable
+
+    table = LockTable()
+    here = test_a_line_that_creates_a_lock_and_a_semaphore_tracks_both.__code__
+    collector = LockCollector(table, lambda frame: frame.f_code is here, "/", 10, RECORDER)
+    collector.install()
+    try:
+        gate, permits, again = threading.Lock(), threading.Semaphore(2), threading.RLock()
+        with gate, permits, again:
+            pass
+    finally:
+        collector.uninstall()
+    readings = {reading.kind: reading for reading in table.read()}
+    assert sorted(readings) == ["threading.Lock", "threading.Semaphore"]
+    assert readings["threading.Lock"].created == 2  # the Lock and the RLock: one site
+    assert readings["threading.Lock"].acquisitions == 2
+    assert readings["threading.Semaphore"].acquisitions == 1

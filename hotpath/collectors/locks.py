@@ -296,7 +296,7 @@ class LockCollector(Collector):
             account = (self.kit.account if thread_lock else LockAccount)(self.log_limit)
             return LockSite(site_id, name, location, kind, account)
 
-        return self.table.site(frame.f_code.co_filename, frame.f_lineno, new)
+        return self.table.site(frame.f_code.co_filename, frame.f_lineno, thread_lock, new)
 
     def _counted(self, site: LockSite, instance: Any) -> Any:
         with site.lock:

@@ -48,9 +48,12 @@
  *   the Tracked (the real lock is never handed out).
  * - An account's counts and tallies change with no Python object made in between (a
  *   Logged's code reference is set after them), so a reading never sees half an update.
- * - Nothing here prints. Errors are the real lock's, raised as it raises them; an error of
- *   hotpath's own (out of memory for a log ring) fails the account's creation, never a lock
- *   operation.
+ * - Nothing here prints. Errors are the real lock's, raised as it raises them. hotpath's own
+ *   failures are given up where they happen: finding the thread falls back to its ident, a
+ *   histogram page not allocated loses a bucket, not a count; out of memory for a log ring
+ *   fails the account's creation (a new site), never a lock operation. A BaseException
+ *   that is not an Exception (KeyboardInterrupt from a signal handler that ran while hotpath
+ *   called into Python) reaches the program, as it would have without hotpath.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -439,13 +442,18 @@ holder(ModuleState *state)
             return NULL;
         }
     }
-    if (state->find_thread == NULL) {
+    PyObject *who = state->find_thread ? PyObject_CallNoArgs(state->find_thread) : NULL;
+    if (who == NULL) {
+        /* An Exception here is hotpath's: the thread goes by its ident. Anything else (a
+           KeyboardInterrupt from a signal handler that ran meanwhile) is the program's. */
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL;
+        }
+        PyErr_Clear();
         return PyLong_FromUnsignedLong(PyThread_get_thread_ident());
     }
-    PyObject *who = PyObject_CallNoArgs(state->find_thread);
-    if (who != NULL && dict != NULL && !PyLong_Check(who) &&
-        PyDict_SetItem(dict, state->s_thread_key, who) < 0) {
-        Py_CLEAR(who);
+    if (dict != NULL && !PyLong_Check(who) && PyDict_SetItem(dict, state->s_thread_key, who) < 0) {
+        PyErr_Clear(); /* not kept: asked again at the next acquisition */
     }
     return who;
 }

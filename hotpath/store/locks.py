@@ -90,8 +90,10 @@ class LockSite:
 Names = Callable[[Who, CodeType | None], tuple[str, str]]
 
 
-class LockTable(CappedTable[tuple[str, int], LockSite]):
-    """Lock sites by creation site (file, line)."""
+class LockTable(CappedTable[tuple[str, int, bool], LockSite]):
+    """Lock sites by creation site: (file, line, whether its account is the recorder's
+    twin's). Thread locks and conditions record into the twin's account, the rest into a
+    Python one: a line that creates both has an entry of each."""
 
     def __init__(self, max_sites: int = 1_000) -> None:
         super().__init__(max_sites)
@@ -103,9 +105,11 @@ class LockTable(CappedTable[tuple[str, int], LockSite]):
         self._probe = probe
         self._names = names
 
-    def site(self, file: str, line: int, new: Callable[[int], LockSite]) -> LockSite | None:
-        """The site of (file, line), made with ``new(id)`` the first time."""
-        return self.get((file, line), new)
+    def site(
+        self, file: str, line: int, twins: bool, new: Callable[[int], LockSite]
+    ) -> LockSite | None:
+        """The site of (file, line, twins), made with ``new(id)`` the first time."""
+        return self.get((file, line, twins), new)
 
     def read(self) -> list[LockReading]:
         sites = self.all()
