@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from hotpath.store import Store
 from hotpath.store.channels import ChannelReading
-from hotpath.views import schema, units
+from hotpath.views import schema
 from hotpath.views.common import (
     DEFAULT_LIMIT,
     JSON,
     listing,
-    logs,
-    named,
-    newest,
     rate,
+    site_logs,
     spread,
     with_children,
 )
-from hotpath.views.lookup import find
 from hotpath.views.schema import INT, NUM, STR, maybe, obj
 
 
@@ -93,18 +90,14 @@ CHANNELS = schema.listing(
 
 
 def channel_logs(store: Store, channel_name: str, limit: int = DEFAULT_LIMIT) -> JSON:
-    channel = find(store.channels.read(), channel_name, "channel")
-    rows = [
-        {
-            "timestamp": units.timestamp(store.epoch_ns(event.at_ns)),
-            "op": event.op,
-            "message": event.message,
-            "by": event.by,
+    table = store.channels
+    return site_logs(
+        store, "channel", table.read(), channel_name, table.events, limit,
+        lambda event: {
+            "op": event.op, "message": event.message, "by": event.by,
             "delay_ns": event.delay_ns,
-        }
-        for event in newest(store.channels.events(channel.id), limit)
-    ]
-    return logs("channel", named(channel), rows)
+        },
+    )  # fmt: skip
 
 
 CHANNEL_LOGS = schema.logs(

@@ -7,12 +7,14 @@ sit beside them where that helps a reader. Field meanings are documented in the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from hotpath.store import Store
 from hotpath.store.channels import RECENT_KEPT, RECENT_WINDOW_NS
 from hotpath.store.histogram import DistributionReading, percentiles
 from hotpath.views import units
+from hotpath.views.lookup import find
 
 JSON = dict[str, Any]
 MAX_LIMIT = 10_000
@@ -72,6 +74,30 @@ def logs(kind: str, entry: JSON, rows: list[JSON], **extra: Any) -> JSON:
 def named(entry: Entry) -> JSON:
     """How a log answer names the entry it is of."""
     return {"id": entry.id, "name": entry.name, "location": entry.location}
+
+
+class Event(Protocol):
+    @property
+    def at_ns(self) -> int: ...
+
+
+def site_logs[E: Event](
+    store: Store,
+    kind: str,
+    entries: Sequence[Entry],
+    wanted: str,
+    events: Callable[[int], list[E]],
+    limit: int,
+    row: Callable[[E], JSON],
+) -> JSON:
+    """The log of the entry ``wanted`` names (channels, streams, locks): its newest events,
+    each a timestamp then ``row(event)``."""
+    entry = find(entries, wanted, kind)
+    rows = [
+        {"timestamp": units.timestamp(store.epoch_ns(event.at_ns)), **row(event)}
+        for event in newest(events(entry.id), limit)
+    ]
+    return logs(kind, named(entry), rows)
 
 
 def not_recorded(key: str, note: str) -> JSON:

@@ -9,13 +9,10 @@ from hotpath.views.common import (
     DEFAULT_LIMIT,
     JSON,
     listing,
-    logs,
-    named,
-    newest,
+    site_logs,
     spread,
     with_children,
 )
-from hotpath.views.lookup import find
 from hotpath.views.schema import INT, NUM, STR, maybe, obj
 
 
@@ -100,18 +97,14 @@ LOCKS = schema.listing("locks", schema.per_process(LOCK_ROW), "total_locks", dro
 
 
 def lock_logs(store: Store, lock_name: str, limit: int = DEFAULT_LIMIT) -> JSON:
-    lock = find(store.locks.read(), lock_name, "lock")
-    rows = [
-        {
-            "timestamp": units.timestamp(store.epoch_ns(event.at_ns)),
-            "by": event.by,
-            "wait_ns": event.wait_ns,
-            "hold_ns": event.hold_ns,
+    table = store.locks
+    return site_logs(
+        store, "lock", table.read(), lock_name, table.events, limit,
+        lambda event: {
+            "by": event.by, "wait_ns": event.wait_ns, "hold_ns": event.hold_ns,
             "function": event.function,
-        }
-        for event in newest(store.locks.events(lock.id), limit)
-    ]
-    return logs("lock", named(lock), rows)
+        },
+    )  # fmt: skip
 
 
 LOCK_LOGS = schema.logs(

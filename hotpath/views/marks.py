@@ -3,8 +3,9 @@ the agent's loop of measure, change, measure again, on a live run.
 
 ``diff(since, until)`` compares two windows that meet at ``since``: *before* runs from the
 mark preceding ``since`` (or the start) to ``since``, *after* from ``since`` to ``until`` (a
-later mark, or now). Functions are matched by name and place, channels and future groups by
-their site (queues by send-to-receive delay, task groups by a task's wall time). Rows are
+later mark, or now). Functions are matched by name and place, channels, future groups and
+locks by their site (queues by send-to-receive delay, task groups by a task's wall time, locks
+by the wait of the acquisitions that waited). Rows are
 sorted by how much worse the after window is (the ratio of its average
 to the before window's), weighed by how often it ran: ``worse_by_ns``, the time of its own
 (callees set aside) the after window's calls took beyond what they would have at the before
@@ -25,6 +26,7 @@ from hotpath.store.cpu import CpuTable
 from hotpath.store.functions import FunctionStats
 from hotpath.store.futures import FutureReading
 from hotpath.store.histogram import DistributionReading, percentiles
+from hotpath.store.locks import LockReading
 from hotpath.store.marks import (
     MAX_MARKS,
     START,
@@ -33,6 +35,7 @@ from hotpath.store.marks import (
     function_key,
     function_since,
     future_since,
+    lock_since,
     unmarked,
 )
 from hotpath.views import schema, units
@@ -194,6 +197,10 @@ def diff(store: Store, since: str, until: str = NOW, limit: int = DEFAULT_LIMIT)
         store.futures.read() if later is None else list(later.futures.values()),
         at.futures, first.futures, future_since, *spans, _future_figures,
     )  # fmt: skip
+    locks = _sites(
+        store.locks.read() if later is None else list(later.locks.values()),
+        at.locks, first.locks, lock_since, *spans, _lock_figures,
+    )  # fmt: skip
     worst = shown[0] if shown else None
     return {
         "summary": _diff_summary(worst, len(rows), unchanged, idle, since, until),
@@ -207,11 +214,16 @@ def diff(store: Store, since: str, until: str = NOW, limit: int = DEFAULT_LIMIT)
         "functions": shown,
         "channels": channels[:limit],
         "futures": futures[:limit],
+        "locks": locks[:limit],
     }
 
 
 def _channel_figures(reading: ChannelReading) -> tuple[int, int, DistributionReading]:
     return reading.received, reading.sent, reading.delay
+
+
+def _lock_figures(reading: LockReading) -> tuple[int, int, DistributionReading]:
+    return reading.contended, reading.acquisitions, reading.wait
 
 
 def _future_figures(reading: FutureReading) -> tuple[int, int, DistributionReading]:
@@ -349,4 +361,5 @@ DIFF = obj(
     functions=schema.array(DIFF_ROW),
     channels=schema.array(SITE_ROW),
     futures=schema.array(SITE_ROW),
+    locks=schema.array(SITE_ROW),
 )

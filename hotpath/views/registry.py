@@ -540,7 +540,8 @@ TOOLS: tuple[Tool, ...] = (
             "are counted as unchanged, not listed, and so are functions idle after it. "
             "channels and futures: the same for queues (count: receives, avg/p95: "
             "send-to-receive delay, per_s: sends) and task groups (count: tasks finished, "
-            "avg/p95: a task's wall time, per_s: tasks created). since: "
+            "avg/p95: a task's wall time, per_s: tasks created), and locks (count: "
+            "acquisitions that waited, avg/p95: their wait, per_s: acquisitions). since: "
             "a mark's label "
             f"(or 'start'); until: a later mark's label, or 'now' (default). {LIMIT_DOC}"
         ),

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from hotpath.store import Store
 from hotpath.store.streams import StreamReading
-from hotpath.views import schema, units
+from hotpath.views import schema
 from hotpath.views.common import (
     DEFAULT_LIMIT,
     JSON,
     listing,
-    logs,
-    named,
-    newest,
     rate,
+    site_logs,
     spread,
     with_children,
 )
-from hotpath.views.lookup import find
 from hotpath.views.schema import INT, NUM, STR, maybe, obj
 
 
@@ -72,17 +69,11 @@ STREAMS = schema.listing("streams", schema.per_process(STREAM_ROW), "total_strea
 
 
 def stream_logs(store: Store, stream_name: str, limit: int = DEFAULT_LIMIT) -> JSON:
-    stream = find(store.streams.read(), stream_name, "stream")
-    rows = [
-        {
-            "timestamp": units.timestamp(store.epoch_ns(item.at_ns)),
-            "instance": item.instance,
-            "item": item.message,
-            "gap_ns": item.gap_ns,
-        }
-        for item in newest(store.streams.items(stream.id), limit)
-    ]
-    return logs("stream", named(stream), rows)
+    table = store.streams
+    return site_logs(
+        store, "stream", table.read(), stream_name, table.items, limit,
+        lambda item: {"instance": item.instance, "item": item.message, "gap_ns": item.gap_ns},
+    )  # fmt: skip
 
 
 STREAM_LOGS = schema.logs(
