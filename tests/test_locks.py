@@ -376,3 +376,81 @@ def test_a_line_that_creates_a_lock_and_a_semaphore_tracks_both() -> None:
     assert readings["threading.Lock"].created == 2  # the Lock and the RLock: one site
     assert readings["threading.Lock"].acquisitions == 2
     assert readings["threading.Semaphore"].acquisitions == 1
+
+
+def test_asyncio_waits_cancelled_and_timed_out_are_counted() -> None:
+    """A cancelled acquire (how asyncio's timeouts end a wait) counts as a timeout; a
+    Condition's and an Event's wait() calls are timed, a cancelled one counts as timed out."""
+    import asyncio
+
+    from hotpath.collectors.locks import LockCollector
+    from hotpath.store.locks import LockTable
+
+    table = LockTable()
+    codes = set()
+
+    async def scenario() -> None:
+        gate = asyncio.Lock()
+        permits = asyncio.Semaphore(1)
+        ready = asyncio.Condition()
+        event = asyncio.Event()
+        async with gate:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(gate.acquire(), 0.02)
+        async with permits:
+            pass
+        async with ready:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ready.wait(), 0.02)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(event.wait(), 0.02)
+        event.set()
+        assert await event.wait()
+
+    codes.add(scenario.__code__)
+    collector = LockCollector(table, lambda frame: frame.f_code in codes, "/", 10, RECORDER)
+    collector.install()
+    try:
+        asyncio.run(scenario())
+    finally:
+        collector.uninstall()
+    found = {reading.name: reading for reading in table.read()}
+    gate, permits, ready, event = (found[n] for n in ("gate", "permits", "ready", "event"))
+    assert (gate.kind, gate.acquisitions, gate.contended, gate.timeouts) == (
+        "asyncio.Lock", 1, 0, 1,
+    )  # fmt: skip
+    assert 20 * MS <= gate.wait_ns <= 1.5 * 20 * MS
+    assert (permits.kind, permits.acquisitions, permits.hold.count) == ("asyncio.Semaphore", 1, 1)
+    # The condition's own lock: taken, let go in wait(), taken back after the timeout.
+    assert (ready.kind, ready.acquisitions, ready.waits.count, ready.wait_timeouts) == (
+        "asyncio.Condition", 2, 1, 1,
+    )  # fmt: skip
+    assert (event.kind, event.waits.count, event.wait_timeouts) == ("asyncio.Event", 2, 1)
+
+
+def test_a_child_processs_locks_are_listed_with_its_pid(tmp_path: Any) -> None:
+    script = tmp_path / "forks.py"
+    script.write_text(
+        "import multiprocessing, threading\n"
+        "def work():\n"
+        "    guard = threading.Lock()\n"
+        "    for _ in range(20):\n"
+        "        with guard:\n"
+        "            pass\n"
+        "if __name__ == '__main__':\n"
+        "    child = multiprocessing.get_context('fork').Process(target=work)\n"
+        "    child.start()\n"
+        "    child.join()\n"
+        "    mine = threading.Lock()\n"
+        "    with mine:\n"
+        "        print(child.pid, flush=True)\n"
+    )
+    output = tmp_path / "report.json"
+    result = hotpath(
+        "run", "--no-mcp", "--report", "none", "--output", str(output), str(script), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    rows = by_name(json.loads(output.read_text())["locks"]["locks"])
+    child = int(result.stdout.split()[0])
+    assert (rows["guard"]["pid"], rows["guard"]["acquisitions"]) == (child, 20)
+    assert rows["mine"]["pid"] != child and rows["mine"]["acquisitions"] == 1
