@@ -7,8 +7,10 @@ waiting for the GIL uses no CPU, so its clock has not moved and it is not sample
 a long C call (``json.dumps``'s encoder, a regex, zlib) has, and its stack ends at the Python
 function that made the call. "Has moved" means by at least 1% of the time since the last look
 (a thread that woke for a few microseconds is still waiting where it is seen), and for a
-thread seen for the first time, 10% of it: starting a thread costs it 180-360 us of CPU here,
-which would otherwise show every new thread once, at whatever it waits on. Each sample
+thread seen for the first time, 10% of it and at least 2 ms (``FIRST_LOOK_NS``): starting a
+thread costs it 180-360 us of CPU here, and up to 1.4 ms under hotpath on a loaded machine
+(its first run of code the recorder has not decided on yet), which would otherwise show
+every new thread once, at whatever it waits on. Each sample
 weighs the CPU time its thread used since the last look, at most the time since the last
 look. Where threads have no CPU clock (not Linux or
 another Unix with it), every thread is sampled at one interval's weight: waiting threads
@@ -42,6 +44,7 @@ from hotpath.store import Store
 from hotpath.store.cpu import CpuTable, Path
 
 THREAD_NAME = "hotpath-stacks"
+FIRST_LOOK_NS = 2_000_000  # a new thread's start-up CPU is not the program's work
 MAX_DEPTH = 512  # frames kept per sample, the innermost ones (a deeper stack is cut at the top)
 
 
@@ -135,7 +138,7 @@ class StackSampler(SamplingThread):
         before = self._spent.get(ident)
         self._spent[ident] = spent
         used = min(spent - (before or 0), elapsed_ns)
-        least = elapsed_ns // 100 if before is not None else elapsed_ns // 10
+        least = elapsed_ns // 100 if before is not None else max(elapsed_ns // 10, FIRST_LOOK_NS)
         return used if used >= least else 0
 
     def _path(self, frame: FrameType, main: bool) -> Path:
