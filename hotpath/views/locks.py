@@ -15,6 +15,8 @@ from hotpath.views.common import (
 )
 from hotpath.views.schema import INT, NUM, STR, maybe, obj
 
+HOLDERS_SHOWN = 20  # a semaphore's holders listed in a row (holders_now counts them all)
+
 
 def _state(lock: LockReading) -> str:
     if lock.waiting:
@@ -45,7 +47,9 @@ def _lock_row(lock: LockReading, store: Store, now: int) -> JSON:
         "hold_total_ns": lock.hold.total,
         "hold": spread(lock.hold, store),
         "cond_waits": {**spread(lock.waits, store), "timeouts": lock.wait_timeouts},
-        "holders": [{"by": by, "held_ns": now - since} for by, since in lock.holders[:20]],
+        "holders": [
+            {"by": by, "held_ns": now - since} for by, since in lock.holders[:HOLDERS_SHOWN]
+        ],
         "holders_now": len(lock.holders),
         "waiting_now": lock.waiting,
         "waiting_on_now": lock.waiting_on,
@@ -54,8 +58,7 @@ def _lock_row(lock: LockReading, store: Store, now: int) -> JSON:
     }
 
 
-COND_WAITS = {**schema.SPREAD}
-COND_WAITS["properties"] = {**schema.SPREAD["properties"], "timeouts": INT}
+COND_WAITS = obj(**schema.SPREAD["properties"], timeouts=INT)
 LOCK_ROW = obj(
     id=INT,
     name=STR,
