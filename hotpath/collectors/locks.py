@@ -51,7 +51,7 @@ from hotpath.collectors.sites import (
 from hotpath.filters import shown_path
 from hotpath.recorder import Exclusion, excluded
 from hotpath.recorder.locks import LockAccount, Who, lock_kit
-from hotpath.store.locks import LiveLocks, LockSite, LockTable, Names
+from hotpath.store.locks import Holder, LiveLocks, LockSite, LockTable, Names
 
 ATTRIBUTE = "_hotpath_lock"
 MAX_PROBED = 10_000  # live objects of one site whose holders a reading looks at
@@ -354,7 +354,7 @@ class LockCollector(Collector):
         with self._instances_lock:  # a WeakSet added to while it is listed raises
             objects = list(self._instances.get(site, ()))
         name = self.names()
-        holders: list[tuple[str, int]] = []
+        holders: list[tuple[Holder, int]] = []
         waiting = waiting_on = 0
         for instance in objects[:MAX_PROBED]:
             held, waits, waits_on = _state(instance)
@@ -368,15 +368,14 @@ class LockCollector(Collector):
         its own; a function by its qualified name and where it is defined."""
         root = self.root
 
-        def name(who: Who, code: CodeType | None) -> tuple[str, str]:
-            if isinstance(who, threading.Thread):
-                by = who.name
-            else:
-                by = who if isinstance(who, str) else f"thread {who}"
+        def name(who: Who, code: CodeType | None) -> tuple[Holder, tuple[str, str] | None]:
+            by = who.name if isinstance(who, threading.Thread) else who
             if code is None:
-                return by, "?"
-            where = f"{shown_path(code.co_filename, root)}:{code.co_firstlineno}"
-            return by, f"{code.co_qualname} ({where})"
+                return by, None
+            return by, (
+                code.co_qualname,
+                f"{shown_path(code.co_filename, root)}:{code.co_firstlineno}",
+            )
 
         return name
 

@@ -24,7 +24,7 @@ class LiveLocks(NamedTuple):
     """What a site's objects that are still alive say now."""
 
     instances: int
-    holders: list[tuple[str, int]]  # (thread or task, held since) of every hold now
+    holders: list[tuple[Holder, int]]  # (thread or task, held since) of every hold now
     waiting: int  # threads or tasks waiting to acquire
     waiting_on: int  # threads or tasks in a Condition's or Event's wait()
 
@@ -32,12 +32,15 @@ class LiveLocks(NamedTuple):
 NO_LOCKS = LiveLocks(0, [], 0, 0)
 
 
+Holder = str | int  # a thread's or a task's name; the ident of a thread threading does not know
+
+
 class LockEvent(NamedTuple):
     at_ns: int  # when the lock was got
-    by: str  # the thread or task that held it
+    by: Holder  # the thread or task that held it
     wait_ns: int  # how long it waited for it (0: at once)
     hold_ns: int
-    function: str  # the function that took it
+    function: tuple[str, str] | None  # the function that took it: qualified name, location
 
 
 class LockReading(NamedTuple):
@@ -56,7 +59,7 @@ class LockReading(NamedTuple):
     hold: DistributionReading
     waits: DistributionReading  # Condition and Event wait() calls
     wait_timeouts: int  # those that timed out (asyncio: were cancelled)
-    holders: list[tuple[str, int]]
+    holders: list[tuple[Holder, int]]
     waiting: int
     waiting_on: int
     first_ns: int
@@ -86,8 +89,8 @@ class LockSite:
 
 
 # How the collector names a logged holder (a thread, or a task's name) and the function that
-# took the lock: asked for afresh at each reading.
-Names = Callable[[Who, CodeType | None], tuple[str, str]]
+# took the lock (qualified name, location): asked for afresh at each reading.
+Names = Callable[[Who, CodeType | None], tuple[Holder, tuple[str, str] | None]]
 
 
 class LockTable(CappedTable[tuple[str, int, bool], LockSite]):
@@ -98,7 +101,7 @@ class LockTable(CappedTable[tuple[str, int, bool], LockSite]):
     def __init__(self, max_sites: int = 1_000) -> None:
         super().__init__(max_sites)
         self._probe: Callable[[LockSite], LiveLocks] = lambda site: NO_LOCKS
-        self._names: Callable[[], Names] = lambda: lambda who, code: (str(who), "?")
+        self._names: Callable[[], Names] = lambda: lambda who, code: (str(who), None)
 
     def attach(self, probe: Callable[[LockSite], LiveLocks], names: Callable[[], Names]) -> None:
         """The collector's reading of a site's live objects, and its names."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hotpath.store import Store
-from hotpath.store.locks import LockReading
+from hotpath.store.locks import Holder, LockReading
 from hotpath.views import schema, units
 from hotpath.views.common import (
     DEFAULT_LIMIT,
@@ -16,6 +16,18 @@ from hotpath.views.common import (
 from hotpath.views.schema import INT, NUM, STR, maybe, obj
 
 HOLDERS_SHOWN = 20  # a semaphore's holders listed in a row (holders_now counts them all)
+
+
+def _holder(by: Holder) -> str:
+    """A thread's or a task's name; a thread threading does not know, by its ident."""
+    return by if isinstance(by, str) else f"thread {by}"
+
+
+def _function(function: tuple[str, str] | None) -> str:
+    if function is None:
+        return "?"
+    name, location = function
+    return f"{name} ({location})"
 
 
 def _state(lock: LockReading) -> str:
@@ -48,7 +60,8 @@ def _lock_row(lock: LockReading, store: Store, now: int) -> JSON:
         "hold": spread(lock.hold, store),
         "cond_waits": {**spread(lock.waits, store), "timeouts": lock.wait_timeouts},
         "holders": [
-            {"by": by, "held_ns": now - since} for by, since in lock.holders[:HOLDERS_SHOWN]
+            {"by": _holder(by), "held_ns": now - since}
+            for by, since in lock.holders[:HOLDERS_SHOWN]
         ],
         "holders_now": len(lock.holders),
         "waiting_now": lock.waiting,
@@ -104,8 +117,8 @@ def lock_logs(store: Store, lock_name: str, limit: int = DEFAULT_LIMIT) -> JSON:
     return site_logs(
         store, "lock", table.read(), lock_name, table.events, limit,
         lambda event: {
-            "by": event.by, "wait_ns": event.wait_ns, "hold_ns": event.hold_ns,
-            "function": event.function,
+            "by": _holder(event.by), "wait_ns": event.wait_ns, "hold_ns": event.hold_ns,
+            "function": _function(event.function),
         },
     )  # fmt: skip
 
