@@ -399,5 +399,10 @@ def test_allocations_of_every_process_are_summed_by_function(tmp_path: Path) -> 
     counted = {row["name"]: row for row in report["functions_alloc"]["functions"]}
     task = counted["fork_pool.task"]
     assert task["calls"] == 400 and task["allocations"] > 0  # all made in the workers
-    assert sum(part["calls"] for part in task["processes"]) == 400
-    assert report["status"]["pid"] not in {part["pid"] for part in task["processes"]}
+    # A row lists its processes when several ran it: callee runs in the parent (10 calls)
+    # and in the workers (1,200); task in the workers only, and the pool may give all of it
+    # to the one that started first (1 run in 12 on a loaded machine, before this round too).
+    callee = counted["fork_pool.callee"]
+    parts = {part["pid"]: part["calls"] for part in callee["processes"]}
+    assert sum(parts.values()) == 1210 and parts[report["status"]["pid"]] == 10
+    assert report["status"]["pid"] not in {part["pid"] for part in task.get("processes", [])}
