@@ -250,9 +250,15 @@ class Session:
         sys.excepthook(type(error), error, traceback)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        """Runs in the main thread wherever it was, inside hotpath's own writes too (the store's
+        locks are reentrant for it, see hotpath/store/__init__.py)."""
         self._exit_signal = signum
-        self._finish()
-        # Reached when the report was already written: die anyway, as the default would.
+        try:
+            self._finish()
+        except Exception as error:  # raised on, it would surface in the program's frame
+            with contextlib.suppress(OSError, ValueError):
+                self.err.write(f"[hotpath] the report was cut short: {error!r}\n")
+        # Reached when the report was already written too: die anyway, as the default would.
         self._die(signum)
 
     def _die(self, signum: int) -> None:

@@ -295,6 +295,31 @@ def test_a_signal_while_hotpath_writes_its_report_waits_for_the_report(signum: i
     assert err.rstrip().endswith("┘")  # and the table's end
 
 
+def test_sigterm_inside_hotpaths_own_bookkeeping_still_reports_and_dies_by_it(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM's handler writes the report in the main thread, wherever it was: often inside
+    hotpath's own writes, as the fixture keeps it. Before the store's locks were reentrant,
+    9 runs in 20 hung there. Eight runs, the signal sent at moments spread over the loop."""
+    fixture = "terminated_while_recording.py"
+    for run_number in range(8):
+        output = tmp_path / f"report-{run_number}.json"
+        program = subprocess.Popen(
+            [*HOTPATH_RUN, "--no-mcp", "--report", "none", "--output", str(output), fixture, "900"],
+            cwd=HOSTILE,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert program.stdout is not None and program.stdout.readline() == "started\n"
+        time.sleep(run_number * 0.005)
+        program.send_signal(signal.SIGTERM)
+        out, err = program.communicate(timeout=60)
+        assert (program.returncode, out, err) == (-signal.SIGTERM, "", "")
+        assert "functions" in json.loads(output.read_text())["functions_timing"]
+
+
 def test_keep_serving_ends_on_ctrl_c_through_the_programs_own_handler() -> None:
     program = RunningProgram(
         "--mcp-port", str(free_port()), "--keep-serving", "own_sigint_handler.py", cwd=HOSTILE

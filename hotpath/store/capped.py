@@ -19,7 +19,7 @@ class CappedTable[K: Hashable, V]:
         self.limit = limit
         self.dropped = 0
         self._items: dict[K, V] = {}
-        self._lock = stdlib.new_lock()
+        self._lock = stdlib.new_rlock()
 
     def get(self, key: K, make: Callable[[int], V]) -> V | None:
         """The item for ``key``, made with ``make(id)`` the first time; None past the cap."""

@@ -111,7 +111,7 @@ class CpuTable:
         self.interval_s = interval_s  # 0: the sampler is off
         self.max_nodes = max_nodes
         self.max_functions = max_functions
-        self._lock = stdlib.new_lock()
+        self._lock = stdlib.new_rlock()
         self._codes: dict[int, CodeType] = {}  # keeps every keyed code object alive
         self._functions: dict[int, CpuFunction] = {}
         self._children: list[dict[tuple[int, int], int]] = [{}]

@@ -341,7 +341,7 @@ class FunctionTable:
     the recorder, which keeps them (``attach``)."""
 
     def __init__(self, log_limit: int, max_functions: int) -> None:
-        self.lock = stdlib.new_lock()
+        self.lock = stdlib.new_rlock()
         self.log_limit = log_limit
         self.max_functions = max_functions
         self.functions: list[FunctionInfo] = []

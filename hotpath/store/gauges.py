@@ -48,7 +48,7 @@ class Gauge:
         self.updates = 0
         self.location = ""
         self.history: deque[GaugeUpdate] = deque(maxlen=history)
-        self._lock = stdlib.new_lock()
+        self._lock = stdlib.new_rlock()
 
     def set(self, value: Number) -> Gauge:
         return self._update(value, relative=False)

@@ -125,7 +125,7 @@ class Mark:
 
 class Marks:
     def __init__(self, kept: int = MAX_MARKS) -> None:
-        self._lock = stdlib.new_lock()
+        self._lock = stdlib.new_rlock()
         self._marks: deque[Mark] = deque(maxlen=kept)
 
     def add(self, mark: Mark) -> None:

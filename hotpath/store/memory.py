@@ -39,7 +39,7 @@ class SiteSource(Protocol):
 
 class MemoryTable:
     def __init__(self, snapshots_kept: int) -> None:
-        self._lock = stdlib.new_lock()
+        self._lock = stdlib.new_rlock()
         self._source: SiteSource | None = None
         self._baseline: SiteSnapshot | None = None
         self._snapshots: deque[SiteSnapshot] = deque(maxlen=snapshots_kept)

@@ -126,7 +126,7 @@ class Extras:
 
 class ProcessTable:
     def __init__(self) -> None:
-        self._lock = stdlib.new_lock()
+        self._lock = stdlib.new_rlock()
         self._alive: dict[int, ChildProcess] = {}
         self._ended: deque[ChildProcess] = deque()
         self._folded: dict[str, FunctionStats] = {}  # children beyond the kept ones, summed

@@ -58,7 +58,7 @@ class ThreadsReading:
 
 class ThreadTable:
     def __init__(self) -> None:
-        self._lock = stdlib.new_lock()
+        self._lock = stdlib.new_rlock()
         self._alive: dict[int, ThreadFigures] = {}
         self._ended: deque[ThreadFigures] = deque(maxlen=ENDED_THREADS_KEPT)
         self._process = ProcessFigures()
