@@ -257,7 +257,10 @@ class LockCollector(Collector):
 
         allocate_lock.__name__ = allocate_lock.__qualname__ = real.__name__
         allocate_lock.__doc__ = real.__doc__
-        return allocate_lock
+        # A staticmethod: the builtin it replaces does not bind as a method when a class
+        # keeps it as an attribute (werkzeug's ``lock_class = threading.Lock``, called
+        # ``self.lock_class()``); a function would, and be given the instance.
+        return staticmethod(allocate_lock)
 
     def _rlock_factory(self, real: Callable[..., Any]) -> Callable[..., Any]:
         allocate = self._allocator(_thread.RLock, self.kit.rlock, "threading.RLock")
