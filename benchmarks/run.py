@@ -1,7 +1,7 @@
 """hotpath's benchmarks: its cost against bare python and its peers, side by side in one run.
 
     python benchmarks/run.py [--quick] [--rounds N]
-        [--only overhead,sampler,startup,mcp,memory,exit,children,marks,locks]
+        [--only overhead,sampler,startup,mcp,memory,exit,children,marks,locks,io]
 
 Every ratio is measured in one run, alternating the commands round by round after a warm-up
 round, against the bare run of the same round; the table shows the median ratio and its
@@ -266,12 +266,15 @@ def children(rounds: int, forks: int, items: int) -> dict[str, Any]:
 
 
 LOCK_CASES = ("lock_with_ns", "lock_acquire_release_ns", "rlock_with_ns", "contended_with_ns")
+IO_CASES = ("sqlite_insert_ns", "sqlite_select_ns", "http_get_ns")
 
 
-def locks(rounds: int, scale: int) -> dict[str, Any]:
-    """W7: ns per acquire/release pair of the program's own locks, bare and under hotpath
-    (compiled and Python twins of the tracked locks), alternating round by round after a
-    warm-up round; medians, and what hotpath adds to each."""
+def per_operation(
+    rounds: int, scale: int, workload: str, cases: tuple[str, ...], unit: str
+) -> dict[str, Any]:
+    """ns per operation of a workload that times its own operations (W7 locks, W8 SQL and
+    HTTP), bare and under hotpath (compiled and Python recorders), alternating round by
+    round after a warm-up round; medians, and what hotpath adds to each."""
     commands: dict[str, Command] = {
         "python": ([PY], {}),
         "hotpath": ([*HOTPATH, "--no-mcp"], {}),
@@ -280,18 +283,18 @@ def locks(rounds: int, scale: int) -> dict[str, Any]:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
     for round_ in range(rounds + 1):
         for name, command in commands.items():
-            figures = run_workload(command, "w7_locks", scale)
+            figures = run_workload(command, workload, scale)
             if round_:
                 runs[name].append(figures)
     medians = {
-        name: {case: statistics.median(run[case] for run in kept) for case in LOCK_CASES}
+        name: {case: statistics.median(run[case] for run in kept) for case in cases}
         for name, kept in runs.items()
     }
     bare = medians["python"]
     return {
-        "ns_per_pair": medians,
+        unit: medians,
         "added_ns": {
-            name: {case: figures[case] - bare[case] for case in LOCK_CASES}
+            name: {case: figures[case] - bare[case] for case in cases}
             for name, figures in medians.items()
             if name != "python"
         },
@@ -697,7 +700,7 @@ def main() -> None:
         "--rounds", type=int, help="measured rounds per command (default 5; quick 3)"
     )
     parser.add_argument(
-        "--only", default="overhead,sampler,startup,mcp,memory,exit,children,marks,locks"
+        "--only", default="overhead,sampler,startup,mcp,memory,exit,children,marks,locks,io"
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()
@@ -724,7 +727,8 @@ def main() -> None:
         "exit": lambda: exit_delay(100_000 if args.quick else 1_000_000, 1 if args.quick else 3),
         "children": lambda: children(rounds, 20 if args.quick else 100, 40 if args.quick else 400),
         "marks": lambda: marks(rounds, (100,) if args.quick else (500, 5000)),
-        "locks": lambda: locks(rounds, scale),
+        "locks": lambda: per_operation(rounds, scale, "w7_locks", LOCK_CASES, "ns_per_pair"),
+        "io": lambda: per_operation(rounds, scale, "w8_io", IO_CASES, "ns_per_call"),
     }
     if "overhead" in wanted:
         wanted.add("per_call")
@@ -744,7 +748,7 @@ def main() -> None:
         print("\nAdded cost per call on w1_calls (ns):")
         for name, ns in results["per_call"].items():
             print(f"  {name}: {ns:.0f}")
-    for name in ("sampler", "startup", "mcp", "memory", "exit", "children", "marks", "locks"):
+    for name in ("sampler", "startup", "mcp", "memory", "exit", "children", "marks", "locks", "io"):
         if name in results:
             print(f"\n{name}: {json.dumps(results[name], indent=1)}")
 

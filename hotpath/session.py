@@ -26,9 +26,12 @@ from hotpath.collectors.channels import ChannelCollector
 from hotpath.collectors.children import ChildReceiver
 from hotpath.collectors.event_loops import LoopRegistry
 from hotpath.collectors.gauges import ProgramGauges
+from hotpath.collectors.http import HttpCollector
 from hotpath.collectors.locks import LockCollector
 from hotpath.collectors.memory import MemoryCollector
+from hotpath.collectors.routes import RouteCollector
 from hotpath.collectors.sampler import Sampler, needs_psutil
+from hotpath.collectors.sql import SqlCollector
 from hotpath.collectors.stacks import StackSampler
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
@@ -111,6 +114,9 @@ def build_collectors(
             config.recorder,
             exclusion,
         ),
+        SqlCollector(store.sql, selects, root, name, store.own_idents, exclusion),
+        HttpCollector(store.http, selects, root, name, store.own_idents, exclusion),
+        RouteCollector(store.routes, selects, root, name, store.own_idents, exclusion),
         Sampler(store, store.info.sample_interval_s, loops, enabled=sample),
         MemoryCollector(store.memory, from_start=config.alloc_sites and not child),
         loops,

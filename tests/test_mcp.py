@@ -168,13 +168,16 @@ def test_every_tool_answers(service: int) -> None:
             arguments[key] = known.get(key, "process_request")
         calls.append((name, arguments))
     results = dict(zip(TOOL_NAMES, call_many(service, calls), strict=True))
-    # service.py has no queues, tasks or async generators, and no lock called process_request:
-    # asking for one by name is an error.
+    # service.py has no queues, tasks or async generators, no lock called process_request, no
+    # SQL, HTTP call or route: asking for one by name is an error.
     empty = {
         "channel_logs": "channel",
         "future_logs": "future",
         "stream_logs": "stream",
         "lock_logs": "lock",
+        "sql_logs": "statement",
+        "http_logs": "endpoint",
+        "route_logs": "route",
     }
     for tool, kind in empty.items():
         assert results[tool].is_error
@@ -182,6 +185,11 @@ def test_every_tool_answers(service: int) -> None:
     assert not any(r.is_error for name, r in results.items() if name not in empty)
     for section in ("channels", "futures", "streams"):
         assert results[section].structured_content[section] == []
+    # The MCP server is a Starlette application, served in the program's process: its own
+    # requests (these) are not the program's routes.
+    for tool, key in (("sql", "statements"), ("http", "endpoints"), ("routes", "routes")):
+        assert results[tool].structured_content[key] == []
+    assert call(service, "routes").structured_content["routes"] == []
     (event,) = results["locks"].structured_content["locks"]  # its own `closed`, nothing else
     assert (event["name"], event["kind"]) == ("closed", "threading.Event")
     status = results["profiler_status"].structured_content

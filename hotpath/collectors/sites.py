@@ -73,6 +73,11 @@ class Patches:
 
     def __init__(self) -> None:
         self._replaced: list[tuple[object, str, object]] = []
+        self._undo: list[Callable[[], object]] = []
+
+    def on_undo(self, undo: Callable[[], object]) -> None:
+        """``undo()`` too when the patches are undone (an event listener to remove)."""
+        self._undo.append(undo)
 
     def replace(self, owner: object, name: str, value: object) -> None:
         self._replaced.append((owner, name, getattr(owner, name)))
@@ -94,3 +99,5 @@ class Patches:
         while self._replaced:
             owner, name, value = self._replaced.pop()
             setattr(owner, name, value)
+        while self._undo:
+            self._undo.pop()()

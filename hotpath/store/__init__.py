@@ -44,9 +44,11 @@ from hotpath.store.marks import (
     future_since,
     lock_since,
     marked,
+    operation_since,
     stream_since,
 )
 from hotpath.store.memory import MemoryTable
+from hotpath.store.operations import OperationTable
 from hotpath.store.processes import ProcessTable
 from hotpath.store.streams import StreamTable
 from hotpath.store.threads import ThreadTable
@@ -86,6 +88,9 @@ class Store:
         self.futures = FutureTable(log_limit)
         self.streams = StreamTable(log_limit)
         self.locks = LockTable()
+        self.sql = OperationTable(log_limit)  # statements, by normalized text
+        self.http = OperationTable(log_limit)  # outbound calls, by method, host and path
+        self.routes = OperationTable(log_limit)  # requests served, by method and route
         self.cpu = CpuTable(info.cpu_interval_s)
         self.processes = ProcessTable()
         self.marks = Marks()
@@ -130,13 +135,17 @@ class Store:
             {reading.id: reading for reading in self.streams.read()},
             self.cpu.read(),
             {reading.id: reading for reading in self.locks.read()},
+            {reading.id: reading for reading in self.sql.read()},
+            {reading.id: reading for reading in self.http.read()},
+            {reading.id: reading for reading in self.routes.read()},
         )
         self.marks.add(mark)
         return mark
 
     def since(self, mark: Mark) -> Store:
         """This store read as the window from ``mark`` to now: wall time, functions,
-        channels, futures, streams, locks and CPU samples since it; the rest as it is now."""
+        channels, futures, streams, locks, SQL, HTTP calls, routes and CPU samples since it;
+        the rest as it is now."""
         scoped = copy.copy(self)
         scoped.window = mark
         scoped.started_ns = mark.at_ns
@@ -145,6 +154,9 @@ class Store:
         scoped.futures = WindowTable(self.futures, mark.futures, future_since, mark.at_ns)  # type: ignore[assignment]
         scoped.streams = WindowTable(self.streams, mark.streams, stream_since, mark.at_ns)  # type: ignore[assignment]
         scoped.locks = WindowTable(self.locks, mark.locks, lock_since, mark.at_ns)  # type: ignore[assignment]
+        for name in ("sql", "http", "routes"):
+            table, before = getattr(self, name), getattr(mark, name)
+            setattr(scoped, name, WindowTable(table, before, operation_since, mark.at_ns))
         return scoped
 
     def for_process(self, pid: int) -> Store | None:

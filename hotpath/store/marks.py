@@ -33,6 +33,7 @@ from hotpath.store.functions import (
 from hotpath.store.futures import FutureReading
 from hotpath.store.histogram import DistributionReading, bucket_value
 from hotpath.store.locks import LockReading
+from hotpath.store.operations import Figures, OperationReading
 from hotpath.store.streams import StreamReading
 
 MAX_MARKS = 20
@@ -121,6 +122,9 @@ class Mark:
     streams: dict[int, StreamReading]
     cpu: CpuReading  # this process's samples (a window of merged trees is not stable)
     locks: dict[int, LockReading]
+    sql: dict[int, OperationReading]
+    http: dict[int, OperationReading]
+    routes: dict[int, OperationReading]
 
 
 class Marks:
@@ -320,6 +324,31 @@ def lock_since(now: LockReading, before: LockReading | None, at_ns: int) -> Lock
     )
 
 
+def operation_since(
+    now: OperationReading, before: OperationReading | None, at_ns: int
+) -> OperationReading:
+    """Calls in the window, their outcomes, callers and what was done inside them."""
+    if before is None:
+        return now
+    return now._replace(
+        **_minus(now, before, "calls", "errors", "rows", "rows_known", "sent", "received"),
+        time=distribution_since(now.time, before.time),
+        outcomes=counter_since(now.outcomes, before.outcomes),
+        callers=_figures_since(now.callers, before.callers),
+        inside=_figures_since(now.inside, before.inside),
+        first_ns=max(now.first_ns, at_ns),
+    )
+
+
+def _figures_since[K](now: dict[K, Figures], before: dict[K, Figures]) -> dict[K, Figures]:
+    zero = Figures(0, 0)
+    return {
+        key: Figures(figures.calls - old.calls, figures.time_ns - old.time_ns)
+        for key, figures in now.items()
+        if figures.calls > (old := before.get(key, zero)).calls
+    }
+
+
 class WindowTable:
     """A table read as a window: ``read()`` gives each entry's figures since the mark; the
     rest (logs, lookups, counts of dropped entries) is the table's own."""
@@ -327,7 +356,7 @@ class WindowTable:
     def __init__(
         self,
         table: Any,
-        before: dict[int, Any],  # readings of one table: channels, futures, streams, locks
+        before: dict[int, Any],  # readings of one table: channels, futures, streams, locks, ...
         since: Callable[[Any, Any, int], Any],
         at_ns: int,
     ) -> None:

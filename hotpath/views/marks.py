@@ -5,7 +5,8 @@ the agent's loop of measure, change, measure again, on a live run.
 mark preceding ``since`` (or the start) to ``since``, *after* from ``since`` to ``until`` (a
 later mark, or now). Functions are matched by name and place, channels, future groups and
 locks by their site (queues by send-to-receive delay, task groups by a task's wall time, locks
-by the wait of the acquisitions that waited). Rows are
+by the wait of the acquisitions that waited), SQL statements, HTTP endpoints and routes by
+their name (by a call's time). Rows are
 sorted by how much worse the after window is (the ratio of its average
 to the before window's), weighed by how often it ran: ``worse_by_ns``, the time of its own
 (callees set aside) the after window's calls took beyond what they would have at the before
@@ -36,8 +37,10 @@ from hotpath.store.marks import (
     function_since,
     future_since,
     lock_since,
+    operation_since,
     unmarked,
 )
+from hotpath.store.operations import OperationReading
 from hotpath.views import schema, units
 from hotpath.views.common import DEFAULT_LIMIT, JSON, BadArgument
 from hotpath.views.lookup import NotFound
@@ -61,7 +64,7 @@ def find_mark(store: Store, label: str) -> Mark:
     """The mark named ``label``, or the run's start for ``"start"``."""
     if label == START:
         empty = CpuTable(store.cpu.interval_s).read()
-        return Mark(START, store.started_ns, {}, {}, {}, {}, empty, {})
+        return Mark(START, store.started_ns, {}, {}, {}, {}, empty, {}, {}, {}, {})
     for mark in store.marks.read():
         if mark.label == label:
             return mark
@@ -201,6 +204,13 @@ def diff(store: Store, since: str, until: str = NOW, limit: int = DEFAULT_LIMIT)
         store.locks.read() if later is None else list(later.locks.values()),
         at.locks, first.locks, lock_since, *spans, _lock_figures,
     )  # fmt: skip
+    operations = {  # statements, endpoints and routes by their time per call
+        name: _sites(
+            getattr(store, name).read() if later is None else list(getattr(later, name).values()),
+            getattr(at, name), getattr(first, name), operation_since, *spans, _operation_figures,
+        )
+        for name in ("sql", "http", "routes")
+    }  # fmt: skip
     worst = shown[0] if shown else None
     return {
         "summary": _diff_summary(worst, len(rows), unchanged, idle, since, until),
@@ -215,6 +225,7 @@ def diff(store: Store, since: str, until: str = NOW, limit: int = DEFAULT_LIMIT)
         "channels": channels[:limit],
         "futures": futures[:limit],
         "locks": locks[:limit],
+        **{name: rows[:limit] for name, rows in operations.items()},
     }
 
 
@@ -224,6 +235,10 @@ def _channel_figures(reading: ChannelReading) -> tuple[int, int, DistributionRea
 
 def _lock_figures(reading: LockReading) -> tuple[int, int, DistributionReading]:
     return reading.contended, reading.acquisitions, reading.wait
+
+
+def _operation_figures(reading: OperationReading) -> tuple[int, int, DistributionReading]:
+    return reading.calls, reading.calls, reading.time
 
 
 def _future_figures(reading: FutureReading) -> tuple[int, int, DistributionReading]:
@@ -362,4 +377,7 @@ DIFF = obj(
     channels=schema.array(SITE_ROW),
     futures=schema.array(SITE_ROW),
     locks=schema.array(SITE_ROW),
+    sql=schema.array(SITE_ROW),
+    http=schema.array(SITE_ROW),
+    routes=schema.array(SITE_ROW),
 )

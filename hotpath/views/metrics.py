@@ -3,8 +3,9 @@
 
 Label sets are bounded, whatever the program does: functions are the top
 ``HOTPATH_METRICS_LIMIT`` (default 100, checked at start with the other settings) by total
-time, and channels, locks, future groups, threads
-and gauges the first as many of their tables (each capped at 1,000 already). A series that
+time, SQL statements, HTTP endpoints and routes the top as many by total time, and channels,
+locks, future groups, threads and gauges the first as many of their tables (each capped at
+1,000 already). A series that
 leaves the top N stops being exported; Prometheus marks it stale, as it does for an ended
 process.
 
@@ -38,6 +39,14 @@ def cumulative(buckets: dict[int, int]) -> list[tuple[str, int]]:
         )
     found.append(("+Inf", sum(buckets.values())))
     return found
+
+
+# The store's table, the families' prefix, their label, what they count.
+OPERATIONS = (
+    ("sql", "hotpath_sql", "statement", "SQL statements executed"),
+    ("http", "hotpath_http", "endpoint", "Outbound HTTP calls"),
+    ("routes", "hotpath_route", "route", "Requests served"),
+)
 
 
 class _Collector:
@@ -125,6 +134,20 @@ class _Collector:
             held.add_metric(site, lock.hold.total / 1e9)
             waiting.add_metric(site, lock.waiting)
         yield from (acquired, contended, waited, held, waiting)
+
+        for table, prefix, kind, what in OPERATIONS:
+            calls = CounterMetricFamily(f"{prefix}_calls", what, labels=[kind])
+            errors = CounterMetricFamily(f"{prefix}_errors", f"{what} that failed", labels=[kind])
+            durations = HistogramMetricFamily(
+                f"{prefix}_duration_seconds", f"{what}: durations", labels=[kind]
+            )
+            entries = sorted(getattr(store, table).read(), key=lambda e: e.time.total, reverse=True)
+            for entry in entries[:top]:
+                name = [entry.name]
+                calls.add_metric(name, entry.calls)
+                errors.add_metric(name, entry.errors)
+                durations.add_metric(name, cumulative(entry.time.buckets), entry.time.total / 1e9)
+            yield from (calls, errors, durations)
 
         tasks = GaugeMetricFamily(
             "hotpath_futures", "asyncio tasks by state", labels=["group", "state"]

@@ -34,6 +34,7 @@ from hotpath.views import (
     locks,
     marks,
     memory,
+    operations,
     processes,
     status,
     streams,
@@ -467,6 +468,127 @@ TOOLS: tuple[Tool, ...] = (
         says=(
             "the {count} most recent holds of {lock[name]}, newest first",
             "{lock[name]} has not been held and released yet",
+        ),
+    ),
+    Tool(
+        "sql",
+        operations.sql,
+        operations.SQL,
+        "summary",
+        (
+            "SQL statements the program executes (sqlite3, and every SQLAlchemy engine), one "
+            "entry per normalized statement (literals as ?, whitespace collapsed), sorted by "
+            "total time: calls, errors, time (total, avg, percentiles, max; a statement's "
+            "execute call, rows fetched later not included), outcomes (ok or the error's "
+            "class), rows where the driver says, and the program's functions that ran it "
+            "(function and line). Parameters are never kept. Answers 'which query is "
+            f"slowest?' and 'who runs it?'. Past 1,000 statements, <other> counts the rest. "
+            f"{LIMIT_DOC}"
+        ),
+        report_key="sql",
+        from_children=("statements",),
+        rows=("statements",),
+        says=(
+            (
+                "{row[name]} takes the most time: {row[time_total]} in {row[calls]:,} calls "
+                "({total_statements} statements)"
+            ),
+            "no SQL statement seen yet",
+        ),
+    ),
+    Tool(
+        "sql_logs",
+        operations.sql_logs,
+        operations.SQL_LOGS,
+        "logs",
+        (
+            "Recent executions of one SQL statement, newest first: duration, outcome, rows, "
+            f"the calling function and line. sql_name {NAME_DOC}. {LIMIT_DOC}"
+        ),
+        rows=("logs",),
+        says=(
+            "the {count} most recent executions of {statement[name]}, newest first",
+            "{statement[name]} has not run yet",
+        ),
+    ),
+    Tool(
+        "http",
+        operations.http,
+        operations.HTTP,
+        "summary",
+        (
+            "Outbound HTTP calls (http.client, so urllib, urllib3 and requests; httpx sync "
+            "and async), one entry per method + host + path template (numeric and uuid-like "
+            "segments as {id}, the query dropped), sorted by total time: calls, status "
+            "classes and errors (outcomes), time to the response's headers (total, avg, "
+            "percentiles, max), bytes sent and received where known, and the program's "
+            "functions that made them. No header or body is kept. Answers 'which endpoint "
+            f"is slow?'. Past 1,000 endpoints, <other> counts the rest. {LIMIT_DOC}"
+        ),
+        report_key="http",
+        from_children=("endpoints",),
+        rows=("endpoints",),
+        says=(
+            (
+                "{row[name]} takes the most time: {row[time_total]} in {row[calls]:,} calls "
+                "({total_endpoints} endpoints)"
+            ),
+            "no outbound HTTP call seen yet",
+        ),
+    ),
+    Tool(
+        "http_logs",
+        operations.http_logs,
+        operations.HTTP_LOGS,
+        "logs",
+        (
+            "Recent calls to one HTTP endpoint, newest first: duration, status, outcome, "
+            f"the calling function and line. http_name {NAME_DOC}. {LIMIT_DOC}"
+        ),
+        rows=("logs",),
+        says=(
+            "the {count} most recent calls to {endpoint[name]}, newest first",
+            "{endpoint[name]} has not been called yet",
+        ),
+    ),
+    Tool(
+        "routes",
+        operations.routes,
+        operations.ROUTES,
+        "summary",
+        (
+            "Requests the program serves (Starlette and FastAPI over ASGI, Flask and Django "
+            "over WSGI), one entry per method + route template as the framework names it, "
+            "sorted by total time: requests, status classes and errors (outcomes), time "
+            "(total, avg, percentiles, max), and the SQL statements and HTTP calls made "
+            "inside its requests (calls, time, per request). Answers 'which endpoint is slow "
+            f"and why?'. {LIMIT_DOC}"
+        ),
+        report_key="routes",
+        from_children=("routes",),
+        rows=("routes",),
+        says=(
+            (
+                "{row[name]} takes the most time: {row[time_total]} in {row[calls]:,} "
+                "requests, {row[inside_time]} of it in SQL and HTTP calls ({total_routes} "
+                "routes)"
+            ),
+            "no request served yet",
+        ),
+    ),
+    Tool(
+        "route_logs",
+        operations.route_logs,
+        operations.ROUTE_LOGS,
+        "logs",
+        (
+            "Recent requests of one route, newest first: duration, status, outcome. "
+            f"route_name {NAME_DOC}. {LIMIT_DOC}"
+        ),
+        rows=("logs",),
+        says=(
+            "the {count} most recent requests of {route[name]}, newest first",
+            "{route[name]} has not been requested yet",
         ),
     ),
     Tool(

@@ -183,6 +183,19 @@ def _by_cpu(section: JSON) -> list[JSON]:
     return sorted(everyone, key=lambda row: row["cpu_total_s"], reverse=True)
 
 
+def _outcomes(row: JSON) -> str:
+    return " ".join(f"{outcome} {count:,}" for outcome, count in row["outcomes"].items())
+
+
+_OPERATION_COLUMNS: tuple[tuple[str, Cell], ...] = (
+    ("Calls", _count("calls")),
+    ("Errors", _count("errors")),
+    ("Total", _field("time_total")),
+    ("Avg", lambda row: _duration_or_dash(row["time"]["avg_ns"])),
+    ("Max", lambda row: _duration_or_dash(row["time"]["max_ns"])),
+)
+
+
 SECTIONS = (
     Section(
         "functions_cpu",
@@ -291,6 +304,35 @@ SECTIONS = (
             ("Max hold", lambda row: _duration_or_dash(row["hold"]["max_ns"])),
             ("Waits", lambda row: f"{row['cond_waits']['count']:,}"),
             ("State", _field("state")),
+        ),
+    ),
+    Section(
+        "sql",
+        "SQL statements, by total time",
+        _total("total_statements"),
+        (
+            ("Statement", _field("name")),
+            *_OPERATION_COLUMNS,
+            ("Caller", lambda row: row["callers"][0]["line"] if row["callers"] else "-"),
+        ),
+        rows=lambda section: section["statements"],
+    ),
+    Section(
+        "http",
+        "HTTP calls, by total time",
+        _total("total_endpoints"),
+        (("Endpoint", _field("name")), *_OPERATION_COLUMNS, ("Outcomes", _outcomes)),
+        rows=lambda section: section["endpoints"],
+    ),
+    Section(
+        "routes",
+        "routes served, by total time",
+        _total("total_routes"),
+        (
+            ("Route", _field("name")),
+            *_OPERATION_COLUMNS,
+            ("Outcomes", _outcomes),
+            ("In SQL/HTTP", _field("inside_time")),
         ),
     ),
     Section(

@@ -13,8 +13,10 @@ the samplers would write them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import queue
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ from types import CodeType
 
 from hotpath.collectors.channels import ChannelCollector
 from hotpath.collectors.locks import LockCollector
+from hotpath.collectors.sql import SqlCollector
 from hotpath.collectors.streams import StreamCollector
 from hotpath.collectors.tasks import TaskCollector
 from hotpath.filters import FunctionFilter
@@ -39,6 +42,7 @@ from hotpath.store.functions import (
 )
 from hotpath.store.histogram import add_buckets
 from hotpath.store.memory import SiteSnapshot
+from hotpath.store.operations import Done, Figures
 from hotpath.store.threads import ProcessFigures, ThreadFigures
 
 HERE = str(Path(__file__).resolve().parent)
@@ -353,6 +357,40 @@ def _locks(clock: Clock) -> None:
     ready.wait(0)
 
 
+def _sql(clock: Clock) -> None:
+    """Statements through sqlite3, each advancing the clock by what it says (a function of
+    the scenario's, called by the statement)."""
+    db = sqlite3.connect(":memory:")
+    db.create_function("work", 1, lambda ms: clock.advance(ms) or 0)
+    db.execute("CREATE TABLE t (v INTEGER)")
+    for value in range(3):
+        db.execute(f"INSERT INTO t SELECT {value} + work(1)")
+    db.execute("SELECT v, work(4) FROM t WHERE v > 1").fetchall()
+    with contextlib.suppress(sqlite3.OperationalError):
+        db.execute("SELECT * FROM missing")
+    db.close()
+
+
+def _served(store: Store, clock: Clock) -> None:
+    """HTTP calls and requests as their collectors file them (no server in a golden test)."""
+    caller = ("app.fetch", "app.py:93")
+    for status, ms in ((200, 12), (200, 8), (404, 3)):
+        outcome = f"{status // 100}xx"
+        done = Done(ms * 1_000_000, outcome, False, caller, status, None, 120, 512)
+        store.http.record("GET api.example.com/users/{id}", "app.py:93", "http.client", done)
+        clock.advance(ms)
+    failed = Done(30_000_000, "ConnectTimeout", True, caller, None, None, 0, None)
+    store.http.record("POST api.example.com/orders", "app.py:93", "httpx", failed)
+    inside = {
+        ("sql", "SELECT v, work(?) FROM t WHERE v > ?"): Figures(2, 8_000_000),
+        ("http", "GET api.example.com/users/{id}"): Figures(1, 12_000_000),
+    }
+    for status in (200, 500):
+        done = Done(25_000_000, f"{status // 100}xx", status >= 500, None, status, inside=inside)
+        store.routes.record("GET /orders/{id}", "app.py:76", "starlette", done)
+        clock.advance(25)
+
+
 def _streams(store: Store, clock: Clock, streams: StreamCollector) -> None:
     info = next(f for f in store.functions.functions if f.qualname == "ticks")
     first = streams.opened(info)
@@ -394,6 +432,9 @@ def build(clock: Clock, during: Callable[[Store], object]) -> Store:
             "futures": True,
             "streams": True,
             "locks": True,
+            "sql": True,
+            "http": True,
+            "routes": True,
             "threads": True,
             "gauges": True,
             "cpu": True,
@@ -421,19 +462,24 @@ def build(clock: Clock, during: Callable[[Store], object]) -> Store:
     tasks = TaskCollector(store.futures, lambda name, file: file == FILE, "app", HERE)
     # The Python twin of the tracked locks: it reads the scenario's clock.
     locks = LockCollector(store.locks, selects, HERE, 100, "python")
+    sql = SqlCollector(store.sql, selects, HERE, "app", store.own_idents)
     channels.install()
     tasks.install()
     locks.install()
+    sql.install()
     try:
         _queues(clock)
         asyncio.run(_main(clock, tasks, lambda: during(store)))
         _locks(clock)
+        _sql(clock)
     finally:
+        sql.release()
         locks.uninstall()
         tasks.uninstall()
         channels.uninstall()
     _streams(store, clock, StreamCollector(store.streams, HERE, "app"))
     _gauges(store, clock)
+    _served(store, clock)
     _threads(store, clock)
     store.memory.take_snapshot()
     _cpu(store)

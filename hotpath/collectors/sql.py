@@ -1,0 +1,256 @@
+"""SQL: each statement the program executes, by its normalized text, with no code changes.
+
+- ``sqlite3``: its connection and cursor are C types whose methods cannot be replaced, so
+  ``sqlite3.connect`` hands sqlite3 a ``factory``: a subclass of the connection class asked
+  for (``sqlite3.Connection`` by default), named as it is, whose cursors are subclasses of
+  theirs with a timed ``execute``, ``executemany`` and ``executescript`` (the connection's
+  shortcuts go through them). ``isinstance`` holds; ``type(connection) is
+  sqlite3.Connection`` does not. A connection made with a positional ``factory`` (a sixth
+  positional argument) is left alone.
+- SQLAlchemy: its engines' ``before_cursor_execute``, ``after_cursor_execute`` and
+  ``handle_error`` events, for every engine. While SQLAlchemy times a statement, the driver
+  under it does not count it again (``sqlite3`` here).
+
+A statement's time is its ``execute`` call: a SELECT's rows fetched afterwards are the
+program's own time. Parameters are never read: they may hold secrets. The statement's text
+is normalized (``normalize``), so one entry holds every run of a query whatever its values.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import re
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from hotpath import stdlib
+from hotpath.collectors.operations import OperationCollector, PatchPoint
+from hotpath.recorder import excluded
+
+MAX_SQL = 300  # characters of a normalized statement; longer ones end with "…"
+MAX_NORMALIZED = 4096  # statements whose normalized text is kept: queries repeat
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], ...]:
+    """Compiled at the first statement, not at start (about 1 ms a program without SQL
+    would pay): comments; a quoted string, or a number that is not part of a name or a
+    placeholder ($1, :1, t1); whitespace; an IN list; rows of VALUES (?, ?), (?, ?)."""
+    return (
+        re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL),
+        re.compile(
+            r"'(?:[^']|'')*'|(?<![\w$:@.])(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\b"
+        ),
+        re.compile(r"\s+"),
+        re.compile(r"\bIN \(\?(?:, \?)+\)", re.IGNORECASE),
+        re.compile(r"(\((?:\?, )*\?\))(?:, \((?:\?, )*\?\))+"),
+    )
+
+
+# Set while SQLAlchemy times a statement: the driver's cursor under it does not count it too.
+_TIMED = contextvars.ContextVar("hotpath_sql_timed", default=False)
+
+
+def normalize(statement: str) -> str:
+    """Literals replaced by ``?``, comments dropped, whitespace collapsed, ``IN`` lists and
+    rows of values folded to one, bounded length: ``SELECT * FROM t WHERE id IN (1, 2)``
+    and ``select *  from t where id in (7)`` are both ``SELECT * FROM t WHERE id IN (?)``
+    but for the keywords' case, which is kept as written."""
+    comment, literal, space, in_list, rows = _patterns()
+    text = comment.sub(" ", statement)
+    text = literal.sub("?", text)
+    text = space.sub(" ", text).strip()
+    text = in_list.sub(lambda m: m.group(0)[:2] + " (?)", text)
+    text = rows.sub(r"\1", text)
+    return text if len(text) <= MAX_SQL else text[: MAX_SQL - 1] + "…"
+
+
+class SqlCollector(OperationCollector):
+    kind = "sql"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._normalized: dict[str, str] = {}
+        self._classes: dict[type, type] = {}  # a connection or cursor class -> its timed one
+        self.statement_done = excluded(self._statement_done, self.exclusion)
+        self.started = excluded(self._started, self.exclusion)
+
+    def provides(self) -> dict[str, bool]:
+        return {"sql": True}
+
+    def patch_points(self) -> list[PatchPoint]:
+        return [("sqlite3", self._patch_sqlite3), ("sqlalchemy", self._patch_sqlalchemy)]
+
+    def _name(self, statement: object) -> str:
+        if not isinstance(statement, str):
+            statement = str(statement)
+        name = self._normalized.get(statement)
+        if name is None:
+            name = normalize(statement)
+            if len(self._normalized) < MAX_NORMALIZED:
+                self._normalized[statement] = name
+        return name
+
+    def _statement_done(
+        self,
+        library: str,
+        statement: object,
+        started: int,
+        error: BaseException | None,
+        rows: int | None,
+    ) -> None:
+        self.finished(self._name(statement), None, library, started, error, rows=rows)
+
+    # -- sqlite3 ------------------------------------------------------------------------------
+
+    def _patch_sqlite3(self, module: ModuleType) -> None:
+        real = module.connect
+        base = module.Connection
+        timed_class = self._timed_connection
+
+        def connect(*args: Any, **kwargs: Any) -> Any:
+            factory = kwargs.get("factory", base)
+            if len(args) <= 5 and isinstance(factory, type) and issubclass(factory, base):
+                kwargs["factory"] = timed_class(factory, module)
+            return real(*args, **kwargs)
+
+        connect.__doc__ = real.__doc__
+        self.patches.replace(module, "connect", connect)
+        dbapi2 = getattr(module, "dbapi2", None)  # SQLAlchemy connects through it
+        if dbapi2 is not None and dbapi2.connect is real:
+            self.patches.replace(dbapi2, "connect", connect)
+
+    def _timed_connection(self, base: type, module: ModuleType) -> type:
+        found = self._classes.get(base)
+        if found is not None:
+            return found
+        timed_cursor = self._timed_cursor
+        default_cursor = module.Cursor
+
+        class Connection(base):  # type: ignore[misc]
+            __slots__ = ()
+
+            def cursor(self, factory: type = default_cursor) -> Any:
+                if isinstance(factory, type) and issubclass(factory, default_cursor):
+                    factory = timed_cursor(factory)
+                return super().cursor(factory)
+
+            # sqlite3's own shortcuts make their cursor in C, past cursor(): these are theirs
+            # (a new cursor, its method called, the cursor returned), through cursor().
+            def execute(self, sql: str, parameters: Any = (), /) -> Any:
+                return self.cursor().execute(sql, parameters)
+
+            def executemany(self, sql: str, parameters: Any, /) -> Any:
+                return self.cursor().executemany(sql, parameters)
+
+            def executescript(self, script: str, /) -> Any:
+                return self.cursor().executescript(script)
+
+        _named_as(Connection, base)
+        self._classes[base] = Connection
+        return Connection
+
+    def _timed_cursor(self, base: type) -> type:
+        found = self._classes.get(base)
+        if found is not None:
+            return found
+        timed = self._sqlite3_call
+
+        class Cursor(base):  # type: ignore[misc]
+            __slots__ = ()
+
+            def execute(self, sql: str, parameters: Any = (), /) -> Any:
+                return timed(self, super().execute, sql, parameters)
+
+            def executemany(self, sql: str, parameters: Any, /) -> Any:
+                return timed(self, super().executemany, sql, parameters)
+
+            def executescript(self, script: str, /) -> Any:
+                return timed(self, super().executescript, script)
+
+        _named_as(Cursor, base)
+        self._classes[base] = Cursor
+        return Cursor
+
+    def _sqlite3_call(
+        self, cursor: Any, method: Callable[..., Any], statement: str, *args: Any
+    ) -> Any:
+        if _TIMED.get() or not self.ours():
+            return method(statement, *args)
+        started = stdlib.perf_counter_ns()
+        try:
+            result = method(statement, *args)
+        except BaseException as error:
+            self.statement_done("sqlite3", statement, started, error, None)
+            raise
+        self.statement_done("sqlite3", statement, started, None, cursor.rowcount)
+        return result
+
+    # -- SQLAlchemy ---------------------------------------------------------------------------
+
+    def _patch_sqlalchemy(self, module: ModuleType) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        listeners: list[tuple[str, Callable[..., Any]]] = [
+            ("before_cursor_execute", self._before),
+            ("after_cursor_execute", self._after),
+            ("handle_error", self._failed),
+        ]
+        for name, listener in listeners:
+            event.listen(Engine, name, listener)
+            self.patches.on_undo(functools.partial(event.remove, Engine, name, listener))
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        context = rest[1] if len(rest) > 1 else None
+        if context is not None and self.ours():
+            self.started(context)
+
+    @staticmethod
+    def _started(context: Any) -> None:
+        context._hotpath_sql = (stdlib.perf_counter_ns(), _TIMED.set(True))
+
+    def _after(self, conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        context = rest[1] if len(rest) > 1 else None
+        started = self._untimed(context)
+        if started is not None:
+            rowcount = getattr(cursor, "rowcount", None)
+            rows = rowcount if isinstance(rowcount, int) else None
+            self.statement_done(_library(conn), statement, started, None, rows)
+
+    def _failed(self, exception_context: Any) -> None:
+        started = self._untimed(exception_context.execution_context)
+        if started is not None:
+            error = exception_context.original_exception
+            connection = exception_context.connection
+            library = _library(connection) if connection is not None else "sqlalchemy"
+            self.statement_done(library, exception_context.statement, started, error, None)
+
+    @staticmethod
+    def _untimed(context: Any) -> int | None:
+        """When the statement of ``context`` started (None: not timed), no longer timed."""
+        timed = getattr(context, "_hotpath_sql", None)
+        if timed is None:
+            return None
+        del context._hotpath_sql
+        started, token = timed
+        try:
+            _TIMED.reset(token)
+        except ValueError:  # set in another context (a greenlet of async SQLAlchemy)
+            _TIMED.set(False)
+        return int(started)
+
+
+def _library(connection: Any) -> str:
+    dialect = getattr(getattr(connection, "dialect", None), "name", None)
+    return f"sqlalchemy ({dialect})" if dialect else "sqlalchemy"
+
+
+def _named_as(timed: type, base: type) -> None:
+    """The timed subclass answers to its base's name: reprs and error messages read as
+    without hotpath."""
+    timed.__name__ = base.__name__
+    timed.__qualname__ = base.__qualname__
+    timed.__module__ = base.__module__

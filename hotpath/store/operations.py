@@ -1,0 +1,176 @@
+"""SQL statements, outbound HTTP endpoints and served routes: the program's operations, one
+entry per normalized name.
+
+The three tables have one shape. An entry counts its calls, errors and times, the outcomes
+(an SQL statement's "ok" or error class, an HTTP call's or a request's status class), rows
+and bytes where the library says, the callers (the program's function and line that made
+the call) and, for a route, the operations made inside its requests. A table is capped: past
+``max_entries`` names, calls go to one ``<other>`` entry, so what did not fit is counted
+too. Every per-entry breakdown is capped the same way, and the log is a ring.
+
+Nothing here holds a parameter, a header or a body: callers give names already normalized
+(hotpath/collectors/operations.py), and figures.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from typing import NamedTuple
+
+from hotpath import stdlib
+from hotpath.store.capped import CappedTable, copies
+from hotpath.store.histogram import Distribution, DistributionReading
+
+OTHER = "<other>"  # the entry of every name past the cap, and of breakdown keys past theirs
+MAX_KEYS = 20  # outcomes and callers kept per entry
+MAX_INSIDE = 50  # operations inside a route kept per route
+
+Caller = tuple[str, str]  # the program's function (module.qualname) and "file:line" of the call
+Inside = tuple[str, str]  # ("sql" or "http", the operation's name)
+
+
+class Figures(NamedTuple):
+    """Calls and their total time: a breakdown's value."""
+
+    calls: int
+    time_ns: int
+
+
+class Done(NamedTuple):
+    """One finished operation, as a collector reports it."""
+
+    duration_ns: int
+    outcome: str  # "ok", a status class ("2xx"), or the error's class name
+    error: bool
+    caller: Caller | None
+    status: int | None = None  # an HTTP call's or a request's status code
+    rows: int | None = None  # rows the driver says the statement touched
+    sent: int | None = None  # bytes
+    received: int | None = None
+    inside: dict[Inside, Figures] | None = None  # a request's own SQL and HTTP calls
+
+
+class Call(NamedTuple):
+    """A logged call."""
+
+    at_ns: int  # when it ended
+    duration_ns: int
+    outcome: str
+    caller: Caller | None
+    status: int | None
+    rows: int | None
+
+
+class OperationReading(NamedTuple):
+    id: int
+    name: str
+    location: str  # where it was first called from (a route: its endpoint), else the kind
+    kind: str  # the library: sqlite3, sqlalchemy, http.client, httpx, starlette, flask, django
+    calls: int
+    errors: int
+    time: DistributionReading
+    outcomes: Counter[str]
+    rows: int
+    rows_known: int  # calls whose driver said how many rows
+    sent: int
+    received: int
+    callers: dict[Caller, Figures]
+    inside: dict[Inside, Figures]
+    first_ns: int
+
+
+def _add[K](table: dict[K, Figures], key: K, other: K, figures: Figures, limit: int) -> None:
+    """Add to a capped breakdown: a key past ``limit`` is counted under ``other``."""
+    if key not in table and len(table) >= limit:
+        key = other
+    old = table.get(key, Figures(0, 0))
+    table[key] = Figures(old.calls + figures.calls, old.time_ns + figures.time_ns)
+
+
+class Operation:
+    def __init__(self, entry_id: int, name: str, location: str, kind: str, log_limit: int):
+        self.id = entry_id
+        self.name = name
+        self.location = location
+        self.kind = kind
+        self.lock = stdlib.new_rlock()  # reentrant: see hotpath/store/__init__.py
+        self.calls = 0
+        self.errors = 0
+        self.time = Distribution()
+        self.outcomes: Counter[str] = Counter()
+        self.rows = 0
+        self.rows_known = 0
+        self.sent = 0
+        self.received = 0
+        self.callers: dict[Caller, Figures] = {}
+        self.inside: dict[Inside, Figures] = {}
+        self.log: deque[Call] = deque(maxlen=log_limit)
+        self.first_ns = stdlib.perf_counter_ns()
+
+    def add(self, done: Done, now: int) -> None:
+        with self.lock:
+            self.calls += 1
+            self.errors += done.error
+            self.time.add(done.duration_ns)
+            outcome = done.outcome
+            if outcome not in self.outcomes and len(self.outcomes) >= MAX_KEYS:
+                outcome = OTHER
+            self.outcomes[outcome] += 1
+            if done.rows is not None and done.rows >= 0:
+                self.rows += done.rows
+                self.rows_known += 1
+            self.sent += done.sent or 0
+            self.received += done.received or 0
+            if done.caller is not None:
+                figures = Figures(1, done.duration_ns)
+                _add(self.callers, done.caller, (OTHER, ""), figures, MAX_KEYS)
+            for key, figures in (done.inside or {}).items():
+                _add(self.inside, key, (key[0], OTHER), figures, MAX_INSIDE)
+            self.log.append(
+                Call(now, done.duration_ns, done.outcome, done.caller, done.status, done.rows)
+            )
+
+    def read(self) -> OperationReading:
+        return OperationReading(
+            self.id,
+            self.name,
+            self.location,
+            self.kind,
+            self.calls,
+            self.errors,
+            self.time.read(),
+            Counter(self.outcomes),
+            self.rows,
+            self.rows_known,
+            self.sent,
+            self.received,
+            dict(self.callers),
+            dict(self.inside),
+            self.first_ns,
+        )
+
+
+class OperationTable(CappedTable[str, Operation]):
+    """Entries by normalized name, up to ``max_entries``; then the ``<other>`` entry."""
+
+    def __init__(self, log_limit: int, max_entries: int = 1_000) -> None:
+        super().__init__(max_entries)
+        self.log_limit = log_limit
+        self.other = Operation(max_entries + 1, OTHER, "", "", log_limit)
+
+    def record(self, name: str, location: str, kind: str, done: Done) -> None:
+        entry = self.get(name, lambda i: Operation(i, name, location, kind, self.log_limit))
+        (entry or self.other).add(done, stdlib.perf_counter_ns())
+
+    def entries(self) -> list[Operation]:
+        """Every entry, ``<other>`` last once a call went there."""
+        return self.all() + ([self.other] if self.other.calls else [])
+
+    def read(self) -> list[OperationReading]:
+        return copies(self.entries(), Operation.read)
+
+    def calls(self, entry_id: int) -> list[Call]:
+        """An entry's logged calls, oldest first."""
+        entry = next(e for e in self.entries() if e.id == entry_id)
+        with entry.lock:
+            return list(entry.log)
