@@ -83,7 +83,11 @@ class OperationCollector(Collector):
         self.exclusion = exclusion  # --alloc: what the hooks allocate is not the program's
         self.patches = Patches()
         self._verdicts = Verdicts(selects)
-        self._names: dict[CodeType, str] = {}
+        # Call sites already named: (id of the code, line) -> (the code, kept so that its id
+        # stays its own; the caller). Naming one costs ~8 µs (the path made relative:
+        # os.path.relpath), more than the rest of a statement's bookkeeping; a program calls
+        # from the same few lines again and again.
+        self._callers: dict[tuple[int, int], tuple[CodeType, Caller]] = {}
         self._active = False
 
     def patch_points(self) -> list[PatchPoint]:
@@ -116,17 +120,24 @@ class OperationCollector(Collector):
         """The innermost frame of the program's own code, ``depth`` frames up from the
         caller and beyond: its function's name and the line it is at."""
         frame: FrameType | None = sys._getframe(depth + 1)
+        known, callers = self._verdicts.known, self._callers
         for _ in range(MAX_DEPTH):
             if frame is None:
                 return None
-            if self._verdicts(frame):
-                code = frame.f_code
-                name = self._names.get(code)
-                if name is None:
-                    name = qualified_name(code, frame, self.main_name)
-                    if len(self._names) < MAX_DECISIONS:
-                        self._names[code] = name
-                return name, f"{shown_path(code.co_filename, self.root)}:{frame.f_lineno}"
+            code = frame.f_code
+            found = known.get(id(code))  # inlined: this loop runs for every statement
+            if found[1] if found is not None else self._verdicts(frame):
+                site = id(code), frame.f_lineno
+                named = callers.get(site)
+                if named is not None:
+                    return named[1]
+                caller = (
+                    qualified_name(code, frame, self.main_name),
+                    f"{shown_path(code.co_filename, self.root)}:{site[1]}",
+                )
+                if len(callers) < MAX_DECISIONS:
+                    callers[site] = code, caller
+                return caller
             frame = frame.f_back
         return None
 

@@ -52,19 +52,24 @@ def kind_name(instance: object, kinds: tuple[tuple[type, str], ...]) -> str:
 class Verdicts:
     """Whether objects created in a code object are the program's (the function filter
     decides), remembered per code object: locks are created often, by the standard library
-    too (every Thread makes three), and a creation the filter declines should cost a lookup."""
+    too (every Thread makes three), and a creation the filter declines should cost a lookup.
+
+    Keyed by the code's id, the code kept in the value so that the id stays its own: a code
+    object's hash digests its bytecode, constants and names (microseconds for a large
+    function), and the SQL and HTTP collectors look up every frame of a call's stack."""
 
     def __init__(self, selects: Selects) -> None:
         self._selects = selects
-        self._known: dict[CodeType, bool] = {}
+        self.known: dict[int, tuple[CodeType, bool]] = {}  # a hot loop may look here first
 
     def __call__(self, frame: FrameType) -> bool:
         code = frame.f_code
-        verdict = self._known.get(code)
-        if verdict is None:
-            verdict = self._selects(frame)
-            if len(self._known) < MAX_DECISIONS:
-                self._known[code] = verdict
+        found = self.known.get(id(code))
+        if found is not None:
+            return found[1]
+        verdict = self._selects(frame)
+        if len(self.known) < MAX_DECISIONS:
+            self.known[id(code)] = code, verdict
         return verdict
 
 
