@@ -5,7 +5,10 @@ counts the oracle; then the pieces on their own (normalization, caps, windows, l
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -344,3 +347,43 @@ def test_a_child_processs_statements_are_listed_with_its_pid(tmp_path: Path) -> 
     by_pid = {row["pid"]: (row["name"], row["calls"]) for row in statements}
     assert by_pid[child] == ("SELECT ?", 12)
     assert [figures for pid, figures in by_pid.items() if pid != child] == [("SELECT ?", 3)]
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+def test_a_forked_child_runs_its_statements_while_a_reading_holds_the_entrys_lock() -> None:
+    """A connection made before a fork keeps its timed cursor class in the child, where the
+    collector is off (the session's fork handler): its statements pass through, never into
+    the entry whose lock a thread of the parent's held at the fork."""
+    table = OperationTable(log_limit=5)
+    collector = SqlCollector(table, lambda frame: True, str(FIXTURES), "tests", set())
+    collector.install()
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (v INTEGER)")
+    insert(db, 1)
+    (entry,) = [e for e in table.entries() if e.name == "INSERT INTO t VALUES (?)"]
+    held, release = threading.Event(), threading.Event()
+
+    def reader() -> None:  # holds the lock a reading takes, across the fork
+        with entry.lock:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    held.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: as the session does at a fork
+        collector.forget_in_child()
+        insert(db, 2)  # the same statement: the same entry
+        os._exit(0)
+    release.set()
+    thread.join()
+    collector.release()
+    deadline = time.monotonic() + 10
+    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if status[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert status[0] == pid and os.waitstatus_to_exitcode(status[1]) == 0
+    db.close()

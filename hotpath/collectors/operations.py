@@ -63,7 +63,7 @@ PatchPoint = tuple[str, Callable[[ModuleType], None]]
 
 class OperationCollector(Collector):
     """A collector of one kind of operation (``kind``: "sql", "http" or "route") into
-    ``table``. Subclasses list their patch points and call ``done`` for each call."""
+    ``table``. Subclasses list their patch points and call ``finished`` for each call."""
 
     kind = ""
 
@@ -113,8 +113,12 @@ class OperationCollector(Collector):
         self.release()
 
     def ours(self) -> bool:
-        """Whether the calling thread is the program's (not one of hotpath's own)."""
-        return stdlib.get_ident() not in self.own_idents
+        """Whether a call starting now is to be recorded: the collector is on, and the
+        calling thread is the program's (not one of hotpath's own). Off after the report and
+        in a forked child, where objects made before still hold timed methods: their calls
+        then pass through untouched, never into a store whose locks a thread of the parent's
+        may have held at the fork."""
+        return self._active and stdlib.get_ident() not in self.own_idents
 
     def caller(self, depth: int) -> Caller | None:
         """The innermost frame of the program's own code, ``depth`` frames up from the
@@ -172,6 +176,6 @@ class OperationCollector(Collector):
             request.add((self.kind, name), duration)
 
 
-def status_class(status: int | None) -> str:
-    """ "2xx" for 200-299, and so on; "?" for a status outside 100-599."""
-    return f"{status // 100}xx" if status is not None and 100 <= status <= 599 else "?"
+def status_class(status: int) -> str:
+    """The status's class: "2xx" for 200-299, and so on; "?" outside 100-599."""
+    return f"{status // 100}xx" if 100 <= status <= 599 else "?"
