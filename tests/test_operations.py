@@ -387,3 +387,30 @@ def test_a_forked_child_runs_its_statements_while_a_reading_holds_the_entrys_loc
         os.waitpid(pid, 0)
     assert status[0] == pid and os.waitstatus_to_exitcode(status[1]) == 0
     db.close()
+
+
+def test_the_consoles_data_flow_tab_lists_statements(sql_store: Store) -> None:
+    from hotpath.views.console import _rows
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (v INTEGER)")
+    for value in range(3):
+        insert(db, value)
+    db.close()
+    tools = (
+        "channels",
+        "futures",
+        "streams",
+        "locks",
+        "threads",
+        "gauges",
+        "sql",
+        "http",
+        "routes",
+    )
+    data = {tool: registry.call(sql_store, tool, {}) for tool in tools}
+    data["functions"] = data["memory"] = {"functions": []}  # the other tabs
+    flow = {cells[1]: (opens, cells) for opens, cells in _rows(data)["flow"]}
+    opens, cells = flow["INSERT INTO t VALUES (?)"]
+    assert cells[0] == "sql" and cells[2] == "3" and cells[4] == "0 errors"
+    assert opens[:2] == ("sql_logs", "sql_name")

@@ -75,6 +75,15 @@ def _rows(data: JSON) -> dict[str, list[tuple[Any, list[str]]]]:
         flow.append((("lock_logs", "lock_name", row["id"]),
                      ["lock", row["name"], f"{row['acquisitions']:,}",
                       f"{row['wait_total']} waited", row["state"]]))  # fmt: skip
+    for tool, key, kind in (
+        ("sql", "statements", "sql"),
+        ("http", "endpoints", "http"),
+        ("routes", "routes", "route"),
+    ):  # rate: their total time
+        for row in data[tool][key]:
+            flow.append(((f"{kind}_logs", f"{kind}_name", row["id"]),
+                         [kind, row["name"], f"{row['calls']:,}", row["time_total"],
+                          f"{row['errors']:,} errors"]))  # fmt: skip
     return {
         "functions": [
             (
@@ -226,6 +235,9 @@ class Console(App[None]):
                 "futures": self.source.get("futures", limit=ROWS),
                 "streams": self.source.get("streams", limit=ROWS),
                 "locks": self.source.get("locks", limit=ROWS),
+                "sql": self.source.get("sql", limit=ROWS),
+                "http": self.source.get("http", limit=ROWS),
+                "routes": self.source.get("routes", limit=ROWS),
                 "threads": self.source.get("threads", limit=ROWS),
                 "gauges": self.source.get("gauges", limit=ROWS),
             }
