@@ -30,7 +30,9 @@ from hotpath.collectors.operations import OperationCollector, PatchPoint
 from hotpath.recorder import excluded
 
 MAX_SQL = 300  # characters of a normalized statement; longer ones end with "…"
-MAX_NORMALIZED = 4096  # statements whose normalized text is kept: queries repeat
+MAX_READ = 4096  # characters of a statement normalized: a script of megabytes is not read whole
+MAX_NORMALIZED = 4096  # statements whose normalized text is kept: queries repeat...
+MAX_KEPT = 1024  # ...and short enough to keep (the cache holds at most 4 MiB of text)
 
 
 @functools.cache
@@ -88,8 +90,8 @@ class SqlCollector(OperationCollector):
             statement = str(statement)
         name = self._normalized.get(statement)
         if name is None:
-            name = normalize(statement)
-            if len(self._normalized) < MAX_NORMALIZED:
+            name = normalize(statement[:MAX_READ])
+            if len(self._normalized) < MAX_NORMALIZED and len(statement) <= MAX_KEPT:
                 self._normalized[statement] = name
         return name
 
