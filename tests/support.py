@@ -108,8 +108,33 @@ def profile(
     return json.loads(output.read_text())
 
 
+def run_script(source: str, tmp: Path) -> tuple[str, Any]:
+    """``source`` written as a script in ``tmp`` and run there under hotpath (no MCP): its
+    stdout and hotpath's JSON report."""
+    script, output = tmp / "script.py", tmp / "report.json"
+    script.write_text(source)
+    result = hotpath(
+        "run", "--no-mcp", "--report", "none", "--output", str(output), str(script), cwd=tmp
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout, json.loads(output.read_text())
+
+
 def functions_by_name(report: Any) -> dict[str, Any]:
     return {row["name"]: row for row in report["functions_timing"]["functions"]}
+
+
+def exit_code_within(pid: int, seconds: float) -> int | None:
+    """A forked child's exit code, or None if it had not ended in ``seconds`` (it is killed
+    then: a hung child must not outlive the test)."""
+    deadline = time.monotonic() + seconds
+    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if status[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        return None
+    return os.waitstatus_to_exitcode(status[1])
 
 
 def free_port() -> int:

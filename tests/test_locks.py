@@ -17,7 +17,15 @@ import httpx2
 import pytest
 from mcp_client import call_many, url
 from prometheus_client.parser import text_string_to_metric_families
-from support import RECORDER, RunningProgram, free_port, hotpath, python
+from support import (
+    RECORDER,
+    RunningProgram,
+    exit_code_within,
+    free_port,
+    hotpath,
+    python,
+    run_script,
+)
 
 from hotpath.recorder.locks import lock_kit
 
@@ -346,13 +354,7 @@ def test_a_fork_while_hotpath_reads_a_lock_leaves_the_childs_locks_usable() -> N
         os._exit(0 if ready.wait(0) else 1)
     release.set()
     thread.join()
-    deadline = time.monotonic() + 10
-    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if status[0] == 0:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    assert status[0] == pid and os.waitstatus_to_exitcode(status[1]) == 0
+    assert exit_code_within(pid, 10) == 0
 
 
 def test_a_line_that_creates_a_lock_and_a_semaphore_tracks_both() -> None:
@@ -429,8 +431,7 @@ def test_asyncio_waits_cancelled_and_timed_out_are_counted() -> None:
 
 
 def test_a_child_processs_locks_are_listed_with_its_pid(tmp_path: Any) -> None:
-    script = tmp_path / "forks.py"
-    script.write_text(
+    out, report = run_script(
         "import multiprocessing, threading\n"
         "def work():\n"
         "    guard = threading.Lock()\n"
@@ -443,14 +444,10 @@ def test_a_child_processs_locks_are_listed_with_its_pid(tmp_path: Any) -> None:
         "    child.join()\n"
         "    mine = threading.Lock()\n"
         "    with mine:\n"
-        "        print(child.pid, flush=True)\n"
+        "        print(child.pid, flush=True)\n",
+        tmp_path,
     )
-    output = tmp_path / "report.json"
-    result = hotpath(
-        "run", "--no-mcp", "--report", "none", "--output", str(output), str(script), cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    rows = by_name(json.loads(output.read_text())["locks"]["locks"])
-    child = int(result.stdout.split()[0])
+    rows = by_name(report["locks"]["locks"])
+    child = int(out)
     assert (rows["guard"]["pid"], rows["guard"]["acquisitions"]) == (child, 20)
     assert rows["mine"]["pid"] != child and rows["mine"]["acquisitions"] == 1

@@ -8,14 +8,13 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
-from support import FIXTURES, hotpath, python
+from support import FIXTURES, exit_code_within, hotpath, python, run_script
 
 from hotpath.collectors.http import endpoint
 from hotpath.collectors.sql import SqlCollector, normalize
@@ -232,12 +231,18 @@ def insert(db: sqlite3.Connection, value: int) -> None:
     db.execute("INSERT INTO t VALUES (?)", (value,))
 
 
-def test_logs_name_the_caller_and_keep_no_parameter(sql_store: Store) -> None:
+def filled(rows: int) -> sqlite3.Connection:
+    """A database whose table t had ``rows`` rows inserted, one statement each."""
     db = sqlite3.connect(":memory:")
-    assert type(db).__name__ == "Connection" and isinstance(db, sqlite3.Connection)
     db.execute("CREATE TABLE t (v INTEGER)")
-    for value in range(8):
+    for value in range(rows):
         insert(db, value)
+    return db
+
+
+def test_logs_name_the_caller_and_keep_no_parameter(sql_store: Store) -> None:
+    db = filled(8)
+    assert type(db).__name__ == "Connection" and isinstance(db, sqlite3.Connection)
     answer = registry.call(
         sql_store, "sql_logs", {"sql_name": "INSERT INTO t VALUES (?)", "limit": 3}
     )
@@ -249,10 +254,7 @@ def test_logs_name_the_caller_and_keep_no_parameter(sql_store: Store) -> None:
 
 
 def test_a_window_since_a_mark_counts_the_calls_after_it(sql_store: Store) -> None:
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE TABLE t (v INTEGER)")
-    for value in range(4):
-        insert(db, value)
+    db = filled(4)
     registry.call(sql_store, "mark", {"label": "before"})
     for value in range(6):
         insert(db, value)
@@ -300,10 +302,7 @@ def test_metrics_export_each_entrys_calls_errors_and_durations(sql_store: Store)
 
     from hotpath.views.metrics import exposition
 
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE TABLE t (v INTEGER)")
-    for value in range(7):
-        insert(db, value)
+    db = filled(7)
     with pytest.raises(sqlite3.OperationalError):
         db.execute("SELECT * FROM nowhere")
     db.close()
@@ -323,8 +322,7 @@ def test_metrics_export_each_entrys_calls_errors_and_durations(sql_store: Store)
 
 
 def test_a_child_processs_statements_are_listed_with_its_pid(tmp_path: Path) -> None:
-    script = tmp_path / "forks.py"
-    script.write_text(
+    out, report = run_script(
         "import multiprocessing, sqlite3\n"
         "def work(times):\n"
         "    db = sqlite3.connect(':memory:')\n"
@@ -335,15 +333,11 @@ def test_a_child_processs_statements_are_listed_with_its_pid(tmp_path: Path) -> 
         "    child.start()\n"
         "    child.join()\n"
         "    work(3)\n"
-        "    print(child.pid, flush=True)\n"
+        "    print(child.pid, flush=True)\n",
+        tmp_path,
     )
-    output = tmp_path / "report.json"
-    result = hotpath(
-        "run", "--no-mcp", "--report", "none", "--output", str(output), str(script), cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    child = int(result.stdout)
-    statements = json.loads(output.read_text())["sql"]["statements"]
+    child = int(out)
+    statements = report["sql"]["statements"]
     by_pid = {row["pid"]: (row["name"], row["calls"]) for row in statements}
     assert by_pid[child] == ("SELECT ?", 12)
     assert [figures for pid, figures in by_pid.items() if pid != child] == [("SELECT ?", 3)]
@@ -357,9 +351,7 @@ def test_a_forked_child_runs_its_statements_while_a_reading_holds_the_entrys_loc
     table = OperationTable(log_limit=5)
     collector = SqlCollector(table, lambda frame: True, str(FIXTURES), "tests", set())
     collector.install()
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE TABLE t (v INTEGER)")
-    insert(db, 1)
+    db = filled(1)
     (entry,) = [e for e in table.entries() if e.name == "INSERT INTO t VALUES (?)"]
     held, release = threading.Event(), threading.Event()
 
@@ -379,23 +371,14 @@ def test_a_forked_child_runs_its_statements_while_a_reading_holds_the_entrys_loc
     release.set()
     thread.join()
     collector.release()
-    deadline = time.monotonic() + 10
-    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if status[0] == 0:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    assert status[0] == pid and os.waitstatus_to_exitcode(status[1]) == 0
+    assert exit_code_within(pid, 10) == 0
     db.close()
 
 
 def test_the_consoles_data_flow_tab_lists_statements(sql_store: Store) -> None:
     from hotpath.views.console import _rows
 
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE TABLE t (v INTEGER)")
-    for value in range(3):
-        insert(db, value)
+    db = filled(3)
     db.close()
     tools = (
         "channels",
