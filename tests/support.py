@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -122,6 +124,29 @@ def run_script(source: str, tmp: Path) -> tuple[str, Any]:
 
 def functions_by_name(report: Any) -> dict[str, Any]:
     return {row["name"]: row for row in report["functions_timing"]["functions"]}
+
+
+@contextlib.contextmanager
+def held_elsewhere(*locks: Any) -> Iterator[None]:
+    """For the time of the block, another thread holds ``locks`` (as a reading of hotpath's
+    would): a fork inside it leaves them held in the child."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with contextlib.ExitStack() as stack:
+            for lock in locks:
+                stack.enter_context(lock)
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join()
 
 
 def exit_code_within(pid: int, seconds: float) -> int | None:

@@ -22,6 +22,7 @@ from support import (
     RunningProgram,
     exit_code_within,
     free_port,
+    held_elsewhere,
     hotpath,
     python,
     run_script,
@@ -133,7 +134,9 @@ def test_an_rlock_taken_three_deep_counts_one_hold_each_time(live: dict[str, Any
     nested = live["locks"]["nested"]
     assert nested["kind"] == "threading.RLock"
     assert (nested["acquisitions"], nested["contended"], nested["hold"]["count"]) == (3, 0, 3)
-    assert 3 * 10 * MS <= nested["hold_total_ns"] <= 1.2 * 3 * 10 * MS
+    # Each hold as long as the fixture's own clock says (a loaded machine oversleeps).
+    assert nested["hold_total_ns"] >= 3 * 10 * MS
+    assert nested["hold_total_ns"] == pytest.approx(sum(live["measured"]["nested_holds"]), rel=0.1)
 
 
 def test_a_conditions_lock_and_waits_are_counted_and_its_ownership_checks_are_not(
@@ -336,24 +339,14 @@ def test_a_fork_while_hotpath_reads_a_lock_leaves_the_childs_locks_usable() -> N
     finally:
         collector.uninstall()
     (site, _) = sorted(collector.table.all(), key=lambda site: site.id)
-    held, release = threading.Event(), threading.Event()
-
-    def reader() -> None:  # holds every lock a reading takes, across the fork
-        with site.lock, site.account.lock, getattr(slots, ATTRIBUTE).guard:
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    held.wait(10)
-    pid = os.fork()
-    if pid == 0:  # the child: as the session does at a fork
-        collector.forget_in_child()
-        with slots:
-            ready.set()
-        os._exit(0 if ready.wait(0) else 1)
-    release.set()
-    thread.join()
+    # Every lock a reading takes, held across the fork.
+    with held_elsewhere(site.lock, site.account.lock, getattr(slots, ATTRIBUTE).guard):
+        pid = os.fork()
+        if pid == 0:  # the child: as the session does at a fork
+            collector.forget_in_child()
+            with slots:
+                ready.set()
+            os._exit(0 if ready.wait(0) else 1)
     assert exit_code_within(pid, 10) == 0
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
-from support import FIXTURES, exit_code_within, hotpath, python, run_script
+from support import FIXTURES, exit_code_within, held_elsewhere, hotpath, python, run_script
 
 from hotpath.collectors.http import endpoint
 from hotpath.collectors.sql import SqlCollector, normalize
@@ -353,23 +352,12 @@ def test_a_forked_child_runs_its_statements_while_a_reading_holds_the_entrys_loc
     collector.install()
     db = filled(1)
     (entry,) = [e for e in table.entries() if e.name == "INSERT INTO t VALUES (?)"]
-    held, release = threading.Event(), threading.Event()
-
-    def reader() -> None:  # holds the lock a reading takes, across the fork
-        with entry.lock:
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    held.wait(10)
-    pid = os.fork()
-    if pid == 0:  # the child: as the session does at a fork
-        collector.forget_in_child()
-        insert(db, 2)  # the same statement: the same entry
-        os._exit(0)
-    release.set()
-    thread.join()
+    with held_elsewhere(entry.lock):  # the lock a reading takes, held across the fork
+        pid = os.fork()
+        if pid == 0:  # the child: as the session does at a fork
+            collector.forget_in_child()
+            insert(db, 2)  # the same statement: the same entry
+            os._exit(0)
     collector.release()
     assert exit_code_within(pid, 10) == 0
     db.close()
