@@ -4,16 +4,28 @@ counts the oracle; then the pieces on their own (normalization, caps, windows, l
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import sqlite3
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
-from support import FIXTURES, exit_code_within, held_elsewhere, hotpath, python, run_script
+from support import (
+    FIXTURES,
+    exit_code_within,
+    free_port,
+    held_elsewhere,
+    hotpath,
+    python,
+    run_script,
+)
 
 from hotpath.collectors.http import endpoint
 from hotpath.collectors.sql import SqlCollector, normalize
@@ -83,6 +95,64 @@ def test_the_exit_table_lists_statements() -> None:
     table = result.stderr[result.stderr.index("SQL statements, by total time") :]
     assert "INSERT INTO items (number, label) VALUES (?, ?)" in table
     assert "sql_calls.py:14" in table
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[tuple[str, str]]:
+    """A PostgreSQL server of the test's own on loopback (host, port), if this machine has
+    one installed (Debian's postgresql package; the test is skipped where there is none). As
+    root it runs as the postgres user: the server refuses to run as root."""
+    found = shutil.which("initdb") or next(
+        iter(glob.glob("/usr/lib/postgresql/*/bin/initdb")), None
+    )
+    if found is None:
+        pytest.skip("no PostgreSQL server on this machine (initdb not found)")
+    initdb, pg_ctl = found, str(Path(found).with_name("pg_ctl"))
+    folder = Path(tempfile.mkdtemp(prefix="hotpath-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = str(free_port())
+    data = str(folder / "data")
+    subprocess.run([*run_as, initdb, "-D", data, "-A", "trust", "-U", "hotpath"], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    subprocess.run([*run_as, pg_ctl, "-D", data, "-o", options, "-l", str(folder / "log"), "-w",
+                    "start"], check=True, capture_output=True, timeout=120)  # fmt: skip
+    try:
+        yield "127.0.0.1", port
+    finally:
+        subprocess.run([*run_as, pg_ctl, "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True, timeout=120)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_psycopg_and_asyncpg_statements_are_counted_by_normalized_text(
+    tmp_path: Path, postgres: tuple[str, str]
+) -> None:
+    said, report = run(tmp_path, "postgres_calls.py", *postgres)
+    assert said == {"psycopg_selected": 85, "asyncpg": [5, 45]}  # the program's answers
+    sql = rows(report, "sql", "statements")
+    insert = sql["psycopg", "INSERT INTO items (n) VALUES (%s)"]
+    assert (insert["calls"], insert["rows"], insert["outcomes"]) == (20, 20, {"ok": 20})
+    assert callers(insert) == [("postgres_calls.insert_item", "postgres_calls.py:19", 20)]
+    select = sql["psycopg", "SELECT n FROM items WHERE n > %s"]
+    assert (select["calls"], select["rows"]) == (5, 85)  # psycopg says for a SELECT too
+    assert sql["psycopg", "INSERT INTO items VALUES (%s)"]["rows"] == 4  # one executemany
+    # Composed with psycopg.sql: its text, the literal replaced as any other.
+    assert sql["psycopg", 'SELECT count(*) FROM "items" WHERE n = ?']["calls"] == 1
+    failed = sql["psycopg", "SELECT * FROM no_such_table"]
+    assert (failed["errors"], failed["outcomes"]) == (1, {"UndefinedTable": 1})
+    orders = sql["asyncpg", "INSERT INTO orders (n) VALUES ($1)"]
+    assert (orders["calls"], orders["rows"]) == (10, None)
+    assert callers(orders) == [("postgres_calls.add_order", "postgres_calls.py:46", 10)]
+    assert sql["asyncpg", "SELECT n FROM orders WHERE n > $1"]["rows"] == 5  # fetched
+    assert sql["asyncpg", "SELECT sum(n) FROM orders"]["calls"] == 1
+    assert len(sql) == 12  # and nothing counted twice
 
 
 @pytest.mark.parametrize(

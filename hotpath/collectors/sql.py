@@ -18,6 +18,7 @@ is normalized (``normalize``), so one entry holds every run of a query whatever 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import re
@@ -83,11 +84,16 @@ class SqlCollector(OperationCollector):
         return {"sql": True}
 
     def patch_points(self) -> list[PatchPoint]:
-        return [("sqlite3", self._patch_sqlite3), ("sqlalchemy", self._patch_sqlalchemy)]
+        return [
+            ("sqlite3", self._patch_sqlite3),
+            ("sqlalchemy", self._patch_sqlalchemy),
+            ("psycopg", self._patch_psycopg),
+            ("asyncpg", self._patch_asyncpg),
+        ]
 
     def _name(self, statement: object) -> str:
         if not isinstance(statement, str):
-            statement = str(statement)
+            statement = _text(statement)
         name = self._normalized.get(statement)
         if name is None:
             name = normalize(statement[:MAX_READ])
@@ -195,6 +201,63 @@ class SqlCollector(OperationCollector):
         self.statement_done("sqlite3", statement, started, None, cursor.rowcount)
         return result
 
+    # -- drivers whose cursor (or connection) methods are Python: psycopg 3, asyncpg --------
+
+    def _patch_psycopg(self, module: ModuleType) -> None:
+        """``Cursor`` and ``AsyncCursor``: the connection's ``execute`` goes through them."""
+        for cls, asynchronous in ((module.Cursor, False), (module.AsyncCursor, True)):
+            for name in ("execute", "executemany"):
+                self._time_method(cls, name, "psycopg", asynchronous, _cursor_rows)
+
+    def _patch_asyncpg(self, module: ModuleType) -> None:
+        """A ``Connection``'s query methods (each runs its statement itself, none through
+        another of them)."""
+        cls = module.connection.Connection
+        for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval", "fetchmany"):
+            self._time_method(cls, name, "asyncpg", True, _fetched_rows)
+
+    def _time_method(
+        self,
+        cls: type,
+        name: str,
+        library: str,
+        asynchronous: bool,
+        rows: Callable[[Any, Any], int | None],
+    ) -> None:
+        """``cls.name(self, statement, ...)`` timed, its rows ``rows(self, result)``."""
+        real = cls.__dict__.get(name)
+        if real is None:
+            return  # another version than the one this knows: left alone
+        ours, done = self.ours, self.statement_done
+
+        def method(obj: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            if _TIMED.get() or not ours():
+                return real(obj, statement, *args, **kwargs)
+            started = stdlib.perf_counter_ns()
+            try:
+                result = real(obj, statement, *args, **kwargs)
+            except BaseException as error:
+                done(library, statement, started, error, None)
+                raise
+            done(library, statement, started, None, rows(obj, result))
+            return result
+
+        async def coroutine_method(obj: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            if _TIMED.get() or not ours():
+                return await real(obj, statement, *args, **kwargs)
+            started = stdlib.perf_counter_ns()
+            try:
+                result = await real(obj, statement, *args, **kwargs)
+            except BaseException as error:
+                done(library, statement, started, error, None)
+                raise
+            done(library, statement, started, None, rows(obj, result))
+            return result
+
+        timed = coroutine_method if asynchronous else method
+        timed.__qualname__, timed.__doc__ = real.__qualname__, real.__doc__
+        self.patches.replace(cls, name, timed)
+
     # -- SQLAlchemy ---------------------------------------------------------------------------
 
     def _patch_sqlalchemy(self, module: ModuleType) -> None:
@@ -248,6 +311,30 @@ class SqlCollector(OperationCollector):
         except ValueError:  # set in another context (a greenlet of async SQLAlchemy)
             _TIMED.set(False)
         return int(started)
+
+
+def _text(statement: object) -> str:
+    """A statement that is not a str: bytes decoded, a psycopg ``sql.Composed`` as the text
+    it stands for (its ``repr`` would list its literals), anything else by its type."""
+    if isinstance(statement, bytes | bytearray):
+        return bytes(statement).decode("utf-8", "replace")
+    as_string = getattr(statement, "as_string", None)
+    if as_string is not None:
+        with contextlib.suppress(Exception):
+            text = as_string(None)
+            if isinstance(text, str):
+                return text
+    return f"<{type(statement).__name__}>"
+
+
+def _cursor_rows(cursor: Any, result: Any) -> int | None:
+    rowcount = getattr(cursor, "rowcount", None)
+    return rowcount if isinstance(rowcount, int) else None
+
+
+def _fetched_rows(connection: Any, result: Any) -> int | None:
+    """asyncpg: the rows a ``fetch`` returned; the others do not say."""
+    return len(result) if isinstance(result, list) else None
 
 
 def _library(connection: Any) -> str:
