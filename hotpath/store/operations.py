@@ -41,7 +41,7 @@ class Done(NamedTuple):
 
     duration_ns: int
     outcome: str  # "ok", a status class ("2xx"), or the error's class name
-    error: bool
+    failed: bool  # it raised, or its status is a 5xx
     caller: Caller | None
     status: int | None = None  # an HTTP call's or a request's status code
     rows: int | None = None  # rows the driver says the statement touched
@@ -176,6 +176,8 @@ class OperationTable(CappedTable[str, Operation]):
         self.other = Operation(max_entries + 1, OTHER, "", "", log_limit)
 
     def record(self, name: str, location: str, kind: str, done: Done) -> None:
+        """File ``done`` under ``name``: an entry made at its first call, with that call's
+        ``location`` and ``kind``; past the cap, under ``<other>``."""
         entry = self._items.get(name)  # first: the maker's closure costs ~0.3 µs a call
         if entry is None:
             made = self.get(name, lambda i: Operation(i, name, location, kind, self.log_limit))

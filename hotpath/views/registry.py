@@ -476,8 +476,9 @@ TOOLS: tuple[Tool, ...] = (
         operations.SQL,
         "summary",
         (
-            "SQL statements the program executes (sqlite3, and every SQLAlchemy engine), one "
-            "entry per normalized statement (literals as ?, whitespace collapsed), sorted by "
+            "SQL statements the program executes (sqlite3, psycopg 3, asyncpg, and every "
+            "SQLAlchemy engine), one entry per normalized statement (literals as ?, whitespace "
+            "collapsed), sorted by "
             "total time: calls, errors, time (total, avg, percentiles, max; a statement's "
             "execute call, rows fetched later not included), outcomes (ok or the error's "
             "class), rows where the driver says, and the program's functions that ran it "
