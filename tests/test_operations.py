@@ -455,3 +455,21 @@ def test_the_consoles_data_flow_tab_lists_statements(sql_store: Store) -> None:
     opens, cells = flow["INSERT INTO t VALUES (?)"]
     assert cells[0] == "sql" and cells[2] == "3" and cells[4] == "0 errors"
     assert opens[:2] == ("sql_logs", "sql_name")
+
+
+def test_a_statement_sqlalchemy_timed_is_skipped_by_the_driver_once(sql_store: Store) -> None:
+    """SQLAlchemy's before-event flags the driver call under it, which then does not count it
+    again; a flag its after-event never cleared (an interrupt inside the driver) is spent by
+    that one call, and the thread's later statements count."""
+    from hotpath.collectors.sql import _TIMED
+
+    db = sqlite3.connect(":memory:")
+    _TIMED.set(True)  # as the before-event leaves it
+    db.execute("CREATE TABLE t (v INTEGER)")  # SQLAlchemy's: not counted here
+    insert(db, 1)
+    insert(db, 2)
+    counted = {
+        row["name"]: row["calls"] for row in registry.call(sql_store, "sql", {})["statements"]
+    }
+    assert counted == {"INSERT INTO t VALUES (?)": 2}
+    db.close()

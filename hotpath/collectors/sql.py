@@ -56,6 +56,16 @@ def _patterns() -> tuple[re.Pattern[str], ...]:
 _TIMED = contextvars.ContextVar("hotpath_sql_timed", default=False)
 
 
+def _timed_above() -> bool:
+    """Whether SQLAlchemy times the statement the driver is about to run; if so, the flag is
+    spent: SQLAlchemy's one statement is one driver call, and a flag that its after-event
+    never cleared (an interrupt inside the driver) must not hide the thread's later calls."""
+    if not _TIMED.get():
+        return False
+    _TIMED.set(False)
+    return True
+
+
 def normalize(statement: str) -> str:
     """Literals replaced by ``?``, comments dropped, whitespace collapsed, ``IN`` lists and
     rows of values folded to one, bounded length: ``SELECT * FROM t WHERE id IN (1, 2)``
@@ -190,7 +200,7 @@ class SqlCollector(OperationCollector):
     def _sqlite3_call(
         self, cursor: Any, method: Callable[..., Any], statement: str, *args: Any
     ) -> Any:
-        if _TIMED.get() or not self.ours():
+        if _timed_above() or not self.ours():
             return method(cursor, statement, *args)
         started = stdlib.perf_counter_ns()
         try:
@@ -231,7 +241,7 @@ class SqlCollector(OperationCollector):
         ours, done = self.ours, self.statement_done
 
         def method(obj: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
-            if _TIMED.get() or not ours():
+            if _timed_above() or not ours():
                 return real(obj, statement, *args, **kwargs)
             started = stdlib.perf_counter_ns()
             try:
@@ -243,7 +253,7 @@ class SqlCollector(OperationCollector):
             return result
 
         async def coroutine_method(obj: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
-            if _TIMED.get() or not ours():
+            if _timed_above() or not ours():
                 return await real(obj, statement, *args, **kwargs)
             started = stdlib.perf_counter_ns()
             try:
