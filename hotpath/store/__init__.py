@@ -8,9 +8,9 @@ holding one, between any two of its bytecodes:
 
 - SIGTERM's handler writes the exit report in the main thread, wherever that thread was: in
   the middle of a write (a new lock site being named, a new function filed), whose table the
-  report then reads. With a plain lock it waited on itself for ever (a service sent SIGTERM
-  while making its first Event: 9 hangs in 20 runs of tests/test_hostile.py's fixture). The
-  half-done write never resumes: the handler ends the process.
+  report then reads. With a plain lock it waited on itself for ever (in CI, a service sent
+  SIGTERM as its first Event's site was named; tests/test_hostile.py's fixture hung in 9
+  runs of 20). The half-done write never resumes: the handler ends the process.
 - Work done under a lock allocates (a histogram folds, a reading copies), an allocation can
   set off a garbage collection, and the collection can run a callback that takes the same
   lock: a queue's finalizer counts it closed, a task's weak reference counts it dropped, a

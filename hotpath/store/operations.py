@@ -76,7 +76,7 @@ class OperationReading(NamedTuple):
     received: int
     callers: dict[Caller, Figures]
     inside: dict[Inside, Figures]
-    first_ns: int
+    first_ns: int  # when its entry was made (the rate's start)
 
 
 def _add[K](

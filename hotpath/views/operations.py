@@ -21,13 +21,15 @@ def _by_time[K](figures: dict[K, Figures], shown: int) -> list[tuple[K, Figures]
     return sorted(figures.items(), key=lambda item: item[1].time_ns, reverse=True)[:shown]
 
 
-def _row(entry: OperationReading, store: Store, extra: Extra) -> JSON:
+def _row(entry: OperationReading, store: Store, extra: Extra, now: int) -> JSON:
+    seconds = (now - entry.first_ns) / 1e9  # since its first call (in a window: the mark)
     return {
         "id": entry.id,
         "name": entry.name,
         "location": entry.location,
         "kind": entry.kind,
         "calls": entry.calls,
+        "calls_per_s": round(entry.calls / seconds, 2) if seconds > 0 else 0.0,
         "errors": entry.errors,
         "error_percent": round(100 * entry.errors / entry.calls, 1) if entry.calls else 0.0,
         "time_total_ns": entry.time.total,
@@ -72,7 +74,8 @@ def _route_extra(entry: OperationReading) -> JSON:
 def _listing(
     store: Store, tool: str, key: str, table: OperationTable, extra: Extra, limit: int
 ) -> JSON:
-    rows = [_row(entry, store, extra) for entry in table.read()]
+    now = store.now_ns()
+    rows = [_row(entry, store, extra, now) for entry in table.read()]
     rows = with_children(store, tool, key, rows)
     rows.sort(key=lambda row: row["time_total_ns"], reverse=True)
     total = f"total_{key}"
@@ -130,6 +133,7 @@ def _row_schema(**extra: schema.Schema) -> schema.Schema:
             location=STR,
             kind=STR,
             calls=INT,
+            calls_per_s=NUM,
             errors=INT,
             error_percent=NUM,
             time_total_ns=INT,
