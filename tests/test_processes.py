@@ -178,8 +178,11 @@ def test_a_fork_pools_calls_add_up_exactly_though_with_terminates_it(tmp_path: P
     assert "processes" not in functions["fork_pool.main"]  # the parent's alone
     listed = report["processes"]["processes"]
     assert listed[0]["how"] == "the program" and listed[0]["pid"] == report["status"]["pid"]
+    # Each worker that started is listed; one still starting when the 400 tiny tasks were
+    # done is terminated before it says hello, and is not (3 of 4 once, under CI's load):
+    # its calls were none, and every call is counted above.
     workers = listed[1:]
-    assert len(workers) == 4 and {w["how"] for w in workers} == {"fork"}
+    assert 1 <= len(workers) <= 4 and {w["how"] for w in workers} == {"fork"}
     assert {w["parent_pid"] for w in workers} == {report["status"]["pid"]}
     assert sum(w["calls"] for w in workers) == 1200 + 400
 
