@@ -473,3 +473,14 @@ def test_a_statement_sqlalchemy_timed_is_skipped_by_the_driver_once(sql_store: S
     }
     assert counted == {"INSERT INTO t VALUES (?)": 2}
     db.close()
+
+
+def test_a_programs_own_starlette_subclass_is_named_by_its_framework() -> None:
+    from starlette.applications import Starlette
+
+    from hotpath.collectors.routes import _framework
+
+    class Service(Starlette):  # the program's module, not the framework's
+        pass
+
+    assert (_framework(Starlette()), _framework(Service())) == ("starlette", "starlette")

@@ -117,8 +117,8 @@ class RouteCollector(OperationCollector):
                 raise
             finally:
                 CURRENT.reset(token)
-                library = type(app).__module__.split(".", 1)[0]  # fastapi, or starlette
-                served(library, scope.get("method", "?"), request, started, status[0], error)
+                served(_framework(app), scope.get("method", "?"), request, started, status[0],
+                       error)  # fmt: skip
 
         async def handle(route: Any, scope: Any, receive: Any, send: Any) -> None:
             request = CURRENT.get()
@@ -204,6 +204,13 @@ class RouteCollector(OperationCollector):
             handler_class, "__call__", self._wsgi("django", handler_class.__call__)
         )
         self.patches.replace(BaseHandler, "get_response", _like(get_response, real_get))
+
+
+def _framework(app: Any) -> str:
+    """The framework an ASGI application is of: "fastapi" for a FastAPI one (a program's own
+    subclass included), else "starlette"."""
+    modules = (cls.__module__.split(".", 1)[0] for cls in type(app).__mro__)
+    return "fastapi" if "fastapi" in modules else "starlette"
 
 
 def _like[F: Callable[..., Any]](wrapper: F, real: Callable[..., Any] | Awaitable[Any]) -> F:
