@@ -131,15 +131,19 @@ def postgres() -> Iterator[tuple[str, str]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_psycopg_and_asyncpg_statements_are_counted_by_normalized_text(
+def test_psycopg_psycopg2_and_asyncpg_statements_are_counted_by_normalized_text(
     tmp_path: Path, postgres: tuple[str, str]
 ) -> None:
     said, report = run(tmp_path, "postgres_calls.py", *postgres)
-    assert said == {"psycopg_selected": 85, "asyncpg": [5, 45]}  # the program's answers
+    assert said == {  # the program's answers, and what it sees of psycopg2's types
+        "psycopg_selected": 85,
+        "asyncpg": [5, 45],
+        "psycopg2": {"found": [19, 17, 15], "cursor": "RealDictCursor", "is_connection": True},
+    }
     sql = rows(report, "sql", "statements")
     insert = sql["psycopg", "INSERT INTO items (n) VALUES (%s)"]
     assert (insert["calls"], insert["rows"], insert["outcomes"]) == (20, 20, {"ok": 20})
-    assert callers(insert) == [("postgres_calls.insert_item", "postgres_calls.py:19", 20)]
+    assert callers(insert) == [("postgres_calls.insert_item", "postgres_calls.py:24", 20)]
     select = sql["psycopg", "SELECT n FROM items WHERE n > %s"]
     assert (select["calls"], select["rows"]) == (5, 85)  # psycopg says for a SELECT too
     assert sql["psycopg", "INSERT INTO items VALUES (%s)"]["rows"] == 4  # one executemany
@@ -149,10 +153,20 @@ def test_psycopg_and_asyncpg_statements_are_counted_by_normalized_text(
     assert (failed["errors"], failed["outcomes"]) == (1, {"UndefinedTable": 1})
     orders = sql["asyncpg", "INSERT INTO orders (n) VALUES ($1)"]
     assert (orders["calls"], orders["rows"]) == (10, None)
-    assert callers(orders) == [("postgres_calls.add_order", "postgres_calls.py:46", 10)]
+    assert callers(orders) == [("postgres_calls.add_order", "postgres_calls.py:51", 10)]
     assert sql["asyncpg", "SELECT n FROM orders WHERE n > $1"]["rows"] == 5  # fetched
     assert sql["asyncpg", "SELECT sum(n) FROM orders"]["calls"] == 1
-    assert len(sql) == 12  # and nothing counted twice
+    # psycopg2: a timed subclass of each class asked for, parameters by keyword too.
+    lines = sql["psycopg2", "INSERT INTO lines (n) VALUES (%(n)s)"]
+    assert (lines["calls"], lines["rows"]) == (15, 15)
+    assert sorted(callers(lines)) == [
+        ("postgres_calls.add_line", "postgres_calls.py:68", 1),
+        ("postgres_calls.add_line", "postgres_calls.py:70", 14),
+    ]
+    assert sql["psycopg2", "INSERT INTO lines VALUES (%s)"]["rows"] == 6  # one executemany
+    selected = sql["psycopg2", "SELECT n FROM lines WHERE n > %s"]  # on a RealDictCursor
+    assert (selected["calls"], selected["rows"]) == (3, 19 + 17 + 15)
+    assert len(sql) == 17  # and nothing counted twice
 
 
 @pytest.mark.parametrize(

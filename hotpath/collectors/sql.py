@@ -98,6 +98,7 @@ class SqlCollector(OperationCollector):
             ("sqlite3", self._patch_sqlite3),
             ("sqlalchemy", self._patch_sqlalchemy),
             ("psycopg", self._patch_psycopg),
+            ("psycopg2", self._patch_psycopg2),
             ("asyncpg", self._patch_asyncpg),
         ]
 
@@ -146,7 +147,7 @@ class SqlCollector(OperationCollector):
             return found
         timed_cursor = self._timed_cursor
         default_cursor = module.Cursor
-        default_timed = timed_cursor(default_cursor)
+        default_timed = timed_cursor(default_cursor, "sqlite3")
         new_cursor = module.Connection.cursor  # sqlite3's own, past any override
 
         class Connection(base):  # type: ignore[misc]
@@ -154,7 +155,7 @@ class SqlCollector(OperationCollector):
 
             def cursor(self, factory: type = default_cursor) -> Any:
                 if isinstance(factory, type) and issubclass(factory, default_cursor):
-                    factory = timed_cursor(factory)
+                    factory = timed_cursor(factory, "sqlite3")
                 return super().cursor(factory)
 
             # sqlite3's own shortcuts make their cursor in C, with sqlite3's cursor() and its
@@ -173,43 +174,95 @@ class SqlCollector(OperationCollector):
         self._classes[base] = Connection
         return Connection
 
-    def _timed_cursor(self, base: Any) -> type:
+    def _timed_cursor(self, base: Any, library: str) -> type:
+        """A subclass of the cursor class ``base``, named as it is, whose ``execute``,
+        ``executemany`` (and sqlite3's ``executescript``) are timed."""
         found = self._classes.get(base)
         if found is not None:
             return found
-        timed = self._sqlite3_call
-        # The next methods in line, looked up once: super() per call costs ~0.2 µs.
-        execute, executemany, executescript = base.execute, base.executemany, base.executescript
+        call = self._cursor_call
+        namespace: dict[str, Any] = {"__slots__": ()}
+        for name in ("execute", "executemany", "executescript"):
+            real = getattr(base, name, None)  # the next in line, once: super() costs ~0.2 µs
+            if real is not None:
+                namespace[name] = _cursor_method(call, library, real)
+        timed: type = type(base.__name__, (base,), namespace)
+        _named_as(timed, base)
+        self._classes[base] = timed
+        return timed
 
-        class Cursor(base):  # type: ignore[misc]
-            __slots__ = ()
-
-            def execute(self, sql: str, parameters: Any = (), /) -> Any:
-                return timed(self, execute, sql, parameters)
-
-            def executemany(self, sql: str, parameters: Any, /) -> Any:
-                return timed(self, executemany, sql, parameters)
-
-            def executescript(self, script: str, /) -> Any:
-                return timed(self, executescript, script)
-
-        _named_as(Cursor, base)
-        self._classes[base] = Cursor
-        return Cursor
-
-    def _sqlite3_call(
-        self, cursor: Any, method: Callable[..., Any], statement: str, *args: Any
+    def _cursor_call(
+        self,
+        library: str,
+        cursor: Any,
+        method: Callable[..., Any],
+        statement: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
+        """``method(cursor, statement, *args, **kwargs)``, timed (the arguments passed as
+        they came: unpacked once, here, ~0.3 µs less than forwarding them again)."""
         if _timed_above() or not self.ours():
-            return method(cursor, statement, *args)
+            return method(cursor, statement, *args, **kwargs)
         started = stdlib.perf_counter_ns()
         try:
-            result = method(cursor, statement, *args)
+            result = method(cursor, statement, *args, **kwargs)
         except BaseException as error:
-            self.statement_done("sqlite3", statement, started, error, None)
+            self.statement_done(library, statement, started, error, None)
             raise
-        self.statement_done("sqlite3", statement, started, None, cursor.rowcount)
+        self.statement_done(library, statement, started, None, cursor.rowcount)
         return result
+
+    # -- psycopg2: C types too, a connection made of a timed subclass -------------------------
+
+    def _patch_psycopg2(self, module: ModuleType) -> None:
+        """``psycopg2.connect`` makes its connection of a subclass of the class asked for
+        (``connection_factory``), whose ``cursor()`` makes its cursor of a timed subclass of
+        the cursor class asked for (``cursor_factory``, the connection's default, or
+        ``extensions.cursor``). A connection factory that is not a connection class (a
+        function) is left alone."""
+        real = module.connect
+        base = module.extensions.connection
+        timed_connection = self._timed_psycopg2_connection
+
+        def connect(
+            dsn: Any = None,
+            connection_factory: Any = None,
+            cursor_factory: Any = None,
+            **kwargs: Any,
+        ) -> Any:
+            factory = connection_factory or base
+            if isinstance(factory, type) and issubclass(factory, base):
+                connection_factory = timed_connection(factory, module.extensions.cursor)
+            return real(dsn, connection_factory, cursor_factory, **kwargs)
+
+        connect.__doc__ = real.__doc__
+        self.patches.replace(module, "connect", connect)
+
+    def _timed_psycopg2_connection(self, base: Any, default_cursor: type) -> type:
+        found = self._classes.get(base)
+        if found is not None:
+            return found
+        timed_cursor = self._timed_cursor
+
+        class connection(base):  # type: ignore[misc]  # named as psycopg2's
+            __slots__ = ()
+
+            def cursor(self, *args: Any, **kwargs: Any) -> Any:
+                # cursor(name=None, cursor_factory=None, withhold=False, scrollable=None)
+                given = args[1] if len(args) > 1 else kwargs.get("cursor_factory")
+                factory = given or self.cursor_factory or default_cursor
+                if isinstance(factory, type) and issubclass(factory, default_cursor):
+                    timed = timed_cursor(factory, "psycopg2")
+                    if len(args) > 1:
+                        args = (args[0], timed, *args[2:])
+                    else:
+                        kwargs["cursor_factory"] = timed
+                return super().cursor(*args, **kwargs)
+
+        _named_as(connection, base)
+        self._classes[base] = connection
+        return connection
 
     # -- drivers whose cursor (or connection) methods are Python: psycopg 3, asyncpg --------
 
@@ -321,6 +374,19 @@ class SqlCollector(OperationCollector):
         except ValueError:  # set in another context (a greenlet of async SQLAlchemy)
             _TIMED.set(False)
         return int(started)
+
+
+def _cursor_method(
+    call: Callable[..., Any], library: str, real: Callable[..., Any]
+) -> Callable[..., Any]:
+    """A timed cursor class's method: ``real`` (the base class's), through ``call``."""
+
+    def method(self: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        return call(library, self, real, statement, args, kwargs)
+
+    method.__name__, method.__qualname__ = real.__name__, real.__qualname__
+    method.__doc__ = real.__doc__
+    return method
 
 
 def _text(statement: object) -> str:

@@ -476,7 +476,7 @@ TOOLS: tuple[Tool, ...] = (
         operations.SQL,
         "summary",
         (
-            "SQL statements the program executes (sqlite3, psycopg 3, asyncpg, and every "
+            "SQL statements the program executes (sqlite3, psycopg2, psycopg 3, asyncpg, and every "
             "SQLAlchemy engine), one entry per normalized statement (literals as ?, whitespace "
             "collapsed), sorted by "
             "total time: calls, errors, time (total, avg, percentiles, max; a statement's "
