@@ -498,3 +498,15 @@ def test_a_programs_own_starlette_subclass_is_named_by_its_framework() -> None:
         pass
 
     assert (_framework(Starlette()), _framework(Service())) == ("starlette", "starlette")
+
+
+def test_a_cursor_made_of_a_timed_cursors_class_counts_once(sql_store: Store) -> None:
+    db = sqlite3.connect(":memory:")
+    again = db.cursor(type(db.cursor()))  # the timed class, asked for by the program
+    again.execute("SELECT 1")
+    assert isinstance(again, sqlite3.Cursor) and type(again).__name__ == "Cursor"
+    counted = {
+        row["name"]: row["calls"] for row in registry.call(sql_store, "sql", {})["statements"]
+    }
+    assert counted == {"SELECT ?": 1}
+    db.close()

@@ -87,6 +87,7 @@ class SqlCollector(OperationCollector):
         super().__init__(*args, **kwargs)
         self._normalized: dict[str, str] = {}
         self._classes: dict[type, type] = {}  # a connection or cursor class -> its timed one
+        self._made: set[type] = set()  # the timed ones: asked for again, they are used as is
         self.statement_done = excluded(self._statement_done, self.exclusion)
         self.started = excluded(self._started, self.exclusion)
 
@@ -177,6 +178,9 @@ class SqlCollector(OperationCollector):
     def _timed_cursor(self, base: Any, library: str) -> type:
         """A subclass of the cursor class ``base``, named as it is, whose ``execute``,
         ``executemany`` (and sqlite3's ``executescript``) are timed."""
+        if base in self._made:  # type(cursor) of a timed cursor: timing it twice counts twice
+            made: type = base
+            return made
         found = self._classes.get(base)
         if found is not None:
             return found
@@ -189,6 +193,7 @@ class SqlCollector(OperationCollector):
         timed: type = type(base.__name__, (base,), namespace)
         _named_as(timed, base)
         self._classes[base] = timed
+        self._made.add(timed)
         return timed
 
     def _cursor_call(
