@@ -83,15 +83,15 @@ def python(
     )
 
 
-def profile(
+def profile_output(
     script: str,
     *program_args: str,
     options: tuple[str, ...] = (),
     tmp: Path,
     env: dict[str, str] | None = None,
     cwd: Path | str = FIXTURES,
-) -> Any:
-    """Run a fixture under hotpath (no MCP) and return its JSON report."""
+) -> tuple[str, Any]:
+    """Run a fixture under hotpath (no MCP): its stdout and hotpath's JSON report."""
     output = tmp / "report.json"
     result = hotpath(
         "run",
@@ -107,19 +107,28 @@ def profile(
         env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(output.read_text())
+    return result.stdout, json.loads(output.read_text())
+
+
+def profile(
+    script: str,
+    *program_args: str,
+    options: tuple[str, ...] = (),
+    tmp: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | str = FIXTURES,
+) -> Any:
+    """Run a fixture under hotpath (no MCP) and return its JSON report."""
+    _, report = profile_output(script, *program_args, options=options, tmp=tmp, env=env, cwd=cwd)
+    return report
 
 
 def run_script(source: str, tmp: Path) -> tuple[str, Any]:
     """``source`` written as a script in ``tmp`` and run there under hotpath (no MCP): its
     stdout and hotpath's JSON report."""
-    script, output = tmp / "script.py", tmp / "report.json"
+    script = tmp / "script.py"
     script.write_text(source)
-    result = hotpath(
-        "run", "--no-mcp", "--report", "none", "--output", str(output), str(script), cwd=tmp
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout, json.loads(output.read_text())
+    return profile_output(str(script), tmp=tmp, cwd=tmp)
 
 
 def functions_by_name(report: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from support import (
     free_port,
     held_elsewhere,
     hotpath,
+    profile_output,
     python,
     run_script,
 )
@@ -35,11 +36,9 @@ from hotpath.views import registry
 
 
 def run(tmp_path: Path, *args: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The fixture's own JSON line and hotpath's report; its output is python's own."""
-    output = tmp_path / "report.json"
-    result = hotpath("run", "--no-mcp", "--report", "none", "--output", str(output), *args)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout), json.loads(output.read_text())
+    """The fixture's own JSON line and hotpath's report."""
+    said, report = profile_output(*args, tmp=tmp_path)
+    return json.loads(said), report
 
 
 def rows(report: dict[str, Any], tool: str, key: str) -> dict[tuple[str, str], dict[str, Any]]:

@@ -67,8 +67,7 @@ class HttpCollector(OperationCollector):
         real_end, real_get = cls.endheaders, cls.getresponse
         ours = self.ours
         began = excluded(_began, self.exclusion)
-        failed = excluded(self._http_client_failed, self.exclusion)
-        got = excluded(self._http_client_got, self.exclusion)
+        ended = excluded(self._http_client_ended, self.exclusion)
 
         def putrequest(conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> None:
             started = stdlib.perf_counter_ns()
@@ -86,16 +85,16 @@ class HttpCollector(OperationCollector):
             try:
                 real_end(conn, *args, **kwargs)
             except BaseException as error:
-                failed(conn, error)
+                ended(conn, None, error)
                 raise
 
         def getresponse(conn: Any) -> Any:
             try:
                 response = real_get(conn)
             except BaseException as error:
-                failed(conn, error)
+                ended(conn, None, error)
                 raise
-            got(conn, response)
+            ended(conn, response, None)
             return response
 
         for name, function in (
@@ -104,10 +103,7 @@ class HttpCollector(OperationCollector):
             ("endheaders", endheaders),
             ("getresponse", getresponse),
         ):
-            original = getattr(cls, name)
-            function.__doc__ = original.__doc__
-            function.__qualname__ = original.__qualname__
-            self.patches.replace(cls, name, function)
+            self.patches.wrap(cls, name, function)
 
     def _http_client_name(self, conn: Any, method: str, url: str) -> str:
         if url.startswith(("http://", "https://")):  # through a proxy: the whole URL
@@ -118,23 +114,21 @@ class HttpCollector(OperationCollector):
             return endpoint(method, parts.hostname or "", parts.port, default, parts.path)
         return endpoint(method, conn.host, conn.port, conn.default_port, url)
 
-    def _http_client_failed(self, conn: Any, error: BaseException) -> None:
+    def _http_client_ended(self, conn: Any, response: Any, error: BaseException | None) -> None:
+        """The call begun on ``conn`` ended: with ``response``'s status and headers, or by
+        ``error`` (then ``response`` is None)."""
         pending = conn.__dict__.pop(ATTRIBUTE, None)
-        if pending is not None:
-            started, method, url, sent = pending
-            name = self._http_client_name(conn, method, url)
-            self.finished(name, None, "http.client", started, error, sent=sent)
-
-    def _http_client_got(self, conn: Any, response: Any) -> None:
-        pending = conn.__dict__.pop(ATTRIBUTE, None)
-        if pending is not None:
-            started, method, url, sent = pending
-            name = self._http_client_name(conn, method, url)
-            received = response.length if isinstance(response.length, int) else None
+        if pending is None:
+            return
+        started, method, url, sent = pending
+        name = self._http_client_name(conn, method, url)
+        status = received = None
+        if response is not None:
             status = response.status
-            self.finished(
-                name, None, "http.client", started, None, status, sent=sent, received=received
-            )
+            received = response.length if isinstance(response.length, int) else None
+        self.finished(
+            name, None, "http.client", started, error, status, sent=sent, received=received
+        )
 
     # -- httpx --------------------------------------------------------------------------------
 
@@ -169,10 +163,8 @@ class HttpCollector(OperationCollector):
             finish(request, started, response, None)
             return response
 
-        send_single.__qualname__ = sync.__qualname__
-        send_single_async.__qualname__ = asynchronous.__qualname__
-        self.patches.replace(module.Client, "_send_single_request", send_single)
-        self.patches.replace(module.AsyncClient, "_send_single_request", send_single_async)
+        self.patches.wrap(module.Client, "_send_single_request", send_single)
+        self.patches.wrap(module.AsyncClient, "_send_single_request", send_single_async)
 
     def _httpx_finish(
         self, request: Any, started: int, response: Any, error: BaseException | None

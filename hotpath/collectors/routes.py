@@ -19,7 +19,7 @@ hotpath's own MCP server handles are not the program's and are left out.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import CodeType, ModuleType
 from typing import Any
 
@@ -128,10 +128,8 @@ class RouteCollector(OperationCollector):
                 request.location = where(route.endpoint)
             await real_handle(route, scope, receive, send)
 
-        _like(__call__, real_call)
-        _like(handle, real_handle)
-        self.patches.replace(app_class, "__call__", __call__)
-        self.patches.replace(Route, "handle", handle)
+        self.patches.wrap(app_class, "__call__", __call__)
+        self.patches.wrap(Route, "handle", handle)
 
     # -- WSGI: Flask, Django ------------------------------------------------------------------
 
@@ -163,7 +161,7 @@ class RouteCollector(OperationCollector):
                 method = environ.get("REQUEST_METHOD", "?")
                 served(library, method, request, started, status[0], error)
 
-        return _like(call, real)
+        return call
 
     def _patch_flask(self, module: ModuleType) -> None:
         app_class = module.Flask
@@ -179,10 +177,8 @@ class RouteCollector(OperationCollector):
                 request.location = where(app.view_functions.get(rule.endpoint))
             return real_dispatch(app)
 
-        self.patches.replace(app_class, "wsgi_app", self._wsgi("flask", app_class.wsgi_app))
-        self.patches.replace(
-            app_class, "full_dispatch_request", _like(full_dispatch_request, real_dispatch)
-        )
+        self.patches.wrap(app_class, "wsgi_app", self._wsgi("flask", app_class.wsgi_app))
+        self.patches.wrap(app_class, "full_dispatch_request", full_dispatch_request)
 
     def _patch_django(self, module: ModuleType) -> None:
         from django.core.handlers.base import BaseHandler
@@ -200,10 +196,8 @@ class RouteCollector(OperationCollector):
                 request.location = where(match.func)
             return response
 
-        self.patches.replace(
-            handler_class, "__call__", self._wsgi("django", handler_class.__call__)
-        )
-        self.patches.replace(BaseHandler, "get_response", _like(get_response, real_get))
+        self.patches.wrap(handler_class, "__call__", self._wsgi("django", handler_class.__call__))
+        self.patches.wrap(BaseHandler, "get_response", get_response)
 
 
 def _framework(app: Any) -> str:
@@ -211,10 +205,3 @@ def _framework(app: Any) -> str:
     subclass included), else "starlette"."""
     modules = (cls.__module__.split(".", 1)[0] for cls in type(app).__mro__)
     return "fastapi" if "fastapi" in modules else "starlette"
-
-
-def _like[F: Callable[..., Any]](wrapper: F, real: Callable[..., Any] | Awaitable[Any]) -> F:
-    """The wrapper answers to the real method's name and doc."""
-    wrapper.__qualname__ = getattr(real, "__qualname__", wrapper.__qualname__)
-    wrapper.__doc__ = getattr(real, "__doc__", None)
-    return wrapper

@@ -73,6 +73,15 @@ class Verdicts:
         return verdict
 
 
+def like[F: Callable[..., Any]](wrapper: F, real: Any) -> F:
+    """``wrapper``, answering to the name, qualified name and doc of ``real``, which it
+    stands in for."""
+    wrapper.__name__ = real.__name__
+    wrapper.__qualname__ = real.__qualname__
+    wrapper.__doc__ = real.__doc__
+    return wrapper
+
+
 class Patches:
     """What a collector replaced in the standard library, to put back as it was."""
 
@@ -88,6 +97,11 @@ class Patches:
         self._replaced.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
 
+    def wrap(self, owner: object, name: str, wrapper: Callable[..., Any]) -> None:
+        """Replace ``owner.name`` with ``wrapper``, which stands in for it: it answers to the
+        original's name, qualified name and doc."""
+        self.replace(owner, name, like(wrapper, getattr(owner, name)))
+
     def wrap_init(self, cls: type, created: Callable[[Any], None]) -> None:
         """``created(instance)`` after each ``cls(...)``, the class itself left as it is."""
         original = cls.__dict__["__init__"]
@@ -96,9 +110,7 @@ class Patches:
             original(self, *args, **kwargs)
             created(self)
 
-        __init__.__qualname__ = original.__qualname__
-        __init__.__doc__ = original.__doc__
-        self.replace(cls, "__init__", __init__)
+        self.wrap(cls, "__init__", __init__)
 
     def undo(self) -> None:
         while self._replaced:

@@ -28,6 +28,7 @@ from typing import Any
 
 from hotpath import stdlib
 from hotpath.collectors.operations import OperationCollector, PatchPoint
+from hotpath.collectors.sites import like
 from hotpath.recorder import excluded
 
 MAX_SQL = 300  # characters of a normalized statement; longer ones end with "…"
@@ -136,8 +137,7 @@ class SqlCollector(OperationCollector):
                 kwargs["factory"] = timed_class(factory, module)
             return real(*args, **kwargs)
 
-        connect.__doc__ = real.__doc__
-        self.patches.replace(module, "connect", connect)
+        self.patches.wrap(module, "connect", connect)
         dbapi2 = getattr(module, "dbapi2", None)  # SQLAlchemy connects through it
         if dbapi2 is not None and dbapi2.connect is real:
             self.patches.replace(dbapi2, "connect", connect)
@@ -241,8 +241,7 @@ class SqlCollector(OperationCollector):
                 connection_factory = timed_connection(factory, module.extensions.cursor)
             return real(dsn, connection_factory, cursor_factory, **kwargs)
 
-        connect.__doc__ = real.__doc__
-        self.patches.replace(module, "connect", connect)
+        self.patches.wrap(module, "connect", connect)
 
     def _timed_psycopg2_connection(self, base: Any, default_cursor: type) -> type:
         found = self._classes.get(base)
@@ -322,9 +321,7 @@ class SqlCollector(OperationCollector):
             done(library, statement, started, None, rows(obj, result))
             return result
 
-        timed = coroutine_method if asynchronous else method
-        timed.__qualname__, timed.__doc__ = real.__qualname__, real.__doc__
-        self.patches.replace(cls, name, timed)
+        self.patches.wrap(cls, name, coroutine_method if asynchronous else method)
 
     # -- SQLAlchemy ---------------------------------------------------------------------------
 
@@ -389,9 +386,7 @@ def _cursor_method(
     def method(self: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
         return call(library, self, real, statement, args, kwargs)
 
-    method.__name__, method.__qualname__ = real.__name__, real.__qualname__
-    method.__doc__ = real.__doc__
-    return method
+    return like(method, real)
 
 
 def _text(statement: object) -> str:
