@@ -51,6 +51,7 @@ class ChildReporter:
         self._lock = stdlib.new_rlock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hotpath-child", daemon=True)
+        self._collectors: list[Any] = []
 
     def connect(self) -> bool:
         try:
@@ -73,9 +74,11 @@ class ChildReporter:
             return False
         return self._sock is not None
 
-    def start(self) -> None:
+    def start(self, collectors: list[Any]) -> None:
+        """Send batches from now on; ``collectors``: this child's, which ``finish`` ends."""
         global _reporter
         _reporter = self
+        self._collectors = collectors
         self._thread.start()
         self.store.mark_own_thread(self._thread)
 
@@ -111,7 +114,16 @@ class ChildReporter:
             self._sent.update((str(wire["name"]), wire) for wire in changed)
 
     def finish(self, exit: str) -> None:
+        """The collectors' last figures (the thread sampler's final reading of the process
+        among them), then the last batch, saying how this child ended; once. Every way a
+        child ends comes here: at exit, or a multiprocessing child from its ``_bootstrap``
+        (it ends with os._exit, no atexit), whose CPU and memory were otherwise its last
+        periodic reading's, up to half a second old."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
+        for collector in self._collectors:
+            collector.finish()
         self.send(exit)
         self._close()
 
@@ -231,15 +243,13 @@ def _follow(address: str, given: dict[str, Any], how: str) -> None:
         collector.install()
     for collector in collectors:
         collector.start()
-    reporter.start()
+    reporter.start(collectors)
     first = _following is None
     following = _following = _Following(address, given, collectors)
 
     def finish() -> None:
         if os.getpid() != following.pid:
             return  # a forked child's copy of this handler: its own follow ends it
-        for collector in collectors:
-            collector.finish()
         reporter.finish(_exit)
 
     atexit.register(finish)

@@ -333,14 +333,12 @@ class Session:
                 collector.start()
         except NoToolIdError:
             return
-        reporter.start()
+        reporter.start(self.collectors)
         atexit.register(self._finish_child, reporter, os.getpid())
 
     def _finish_child(self, reporter: ChildReporter, pid: int) -> None:
         if os.getpid() != pid:
             return  # a fork of this child inherited the handler: its own one ends it
-        for collector in self.collectors:
-            collector.finish()
         reporter.finish("exited")
 
     def _finish(self) -> None:
